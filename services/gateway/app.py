@@ -1,0 +1,114 @@
+"""The gateway's FastAPI application, built by ``create_app``; nothing is opened at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import grpc.aio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.trace import Span
+
+from services.gateway.auth import build_verifier
+from services.gateway.clients import ServiceClients
+from services.gateway.grpc_errors import rpc_error_handler
+from services.gateway.middleware import BodySizeLimitMiddleware, CatchAllMiddleware
+from services.gateway.openapi import install_openapi
+from services.gateway.problems import install_problem_handlers
+from services.gateway.routes import (
+    agents,
+    conversation,
+    health,
+    notifications,
+    offers,
+    priority_rules,
+    queues,
+    tickets,
+)
+from services.gateway.routes import help as help_routes
+from services.gateway.settings import GatewaySettings
+
+DESCRIPTION = """\
+Public API of the wallet's 24/7 human customer service.
+
+Authenticate with `Authorization: Bearer <JWT>`; roles are `customer`, `agent`, `supervisor` and `admin`.
+Errors are `application/problem+json` (RFC 9457) with a stable `code`; a 503 carries `Retry-After`.
+"""
+
+
+def _version() -> str:
+    try:
+        return version("supportdesk")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(settings: GatewaySettings, clients: ServiceClients | None = None) -> FastAPI:
+    """The app. Without ``clients`` the lifespan opens channels to the peers and closes them at shutdown."""
+    verifier = build_verifier(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if clients is not None:
+            yield
+            return
+        opened = ServiceClients.from_settings(settings)
+        app.state.clients = opened
+        try:
+            yield
+        finally:
+            await opened.close()
+
+    app = FastAPI(
+        title="Supportdesk API",
+        description=DESCRIPTION,
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.verifier = verifier
+    if clients is not None:
+        app.state.clients = clients
+
+    install_problem_handlers(app)
+    app.add_exception_handler(grpc.aio.AioRpcError, rpc_error_handler)
+
+    # add_middleware wraps what is already there: the last added runs first.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CatchAllMiddleware)
+    if settings.cors_origins:
+        # Outermost, so error answers carry CORS headers too and browsers can read them.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location", "Retry-After"],
+        )
+
+    app.include_router(health.router)
+    app.include_router(tickets.router)
+    app.include_router(conversation.router)
+    app.include_router(priority_rules.router)
+    app.include_router(agents.router)
+    app.include_router(offers.router)
+    app.include_router(queues.router)
+    app.include_router(notifications.router)
+    app.include_router(help_routes.router)
+    install_openapi(app)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/healthz,/readyz", server_request_hook=_drop_query)
+    return app
+
+
+def _drop_query(span: Span, scope: dict[str, Any]) -> None:
+    """Keep query strings out of traces: a help search may hold text a customer pasted, secrets included."""
+    if span.is_recording() and scope.get("query_string"):
+        path = scope.get("path", "")
+        span.set_attribute("http.target", path)
+        span.set_attribute("url.query", "")
+        for key in ("http.url", "url.full"):
+            span.set_attribute(key, path)

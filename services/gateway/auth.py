@@ -1,0 +1,154 @@
+"""Bearer-token authentication and role checks.
+
+- local mode: HS256 tokens signed with the local secret (see ``tokens``); only HS256 is accepted.
+- jwt mode: tokens of an external issuer, verified with its PEM public key; only the configured
+  asymmetric algorithms (RS256/ES256) are accepted, so an HS256 token "signed" with the public key is
+  refused (algorithm confusion), as is ``alg: none``.
+
+``iss``, ``aud``, ``exp`` and ``sub`` are required and checked; the role comes from the ``role`` claim.
+Failures answer 401 with ``WWW-Authenticate: Bearer`` and code ``unauthenticated`` (no token),
+``token_expired`` or ``invalid_token``; a valid token whose role may not call the route answers 403
+``forbidden``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.gateway.principal import Principal, Role
+from services.gateway.problems import ProblemError
+from services.gateway.settings import GatewaySettings
+from services.gateway.tokens import LOCAL_ALGORITHM, load_or_create_local_secret
+
+MAX_SUBJECT_LENGTH = 200
+# Tolerated clock difference between the token issuer and this host.
+LEEWAY_S = 30.0
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="A JWT carrying `sub` and `role` (customer, agent, supervisor or admin).",
+)
+
+
+class TokenVerifier:
+    """Checks a token's signature and claims; knows nothing about HTTP."""
+
+    def __init__(self, *, key: bytes, algorithms: Sequence[str], issuer: str, audience: str) -> None:
+        if not algorithms:
+            raise ValueError("at least one algorithm is required")
+        self._key = key
+        self._algorithms = list(algorithms)
+        self._issuer = issuer
+        self._audience = audience
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        return tuple(self._algorithms)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _invalid_token("token_expired", "The token has expired.") from None
+        except jwt.PyJWTError:
+            raise _invalid_token("invalid_token", "The token is invalid.") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+            raise _invalid_token("invalid_token", "The token's subject is invalid.")
+        role_claim = claims.get("role")
+        try:
+            role = Role(role_claim) if isinstance(role_claim, str) else None
+        except ValueError:
+            role = None
+        if role is None:
+            raise _invalid_token("invalid_token", "The token carries no known role.")
+        return Principal(subject=subject, role=role)
+
+
+def build_verifier(settings: GatewaySettings) -> TokenVerifier:
+    """The verifier for the configured mode; reads (or in local mode creates) the key file."""
+    if settings.auth_mode == "local":
+        return TokenVerifier(
+            key=load_or_create_local_secret(settings.local_secret_path),
+            algorithms=[LOCAL_ALGORITHM],
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+    assert settings.jwt_public_key_file is not None  # enforced by GatewaySettings
+    pem = settings.jwt_public_key_file.read_bytes()
+    return TokenVerifier(
+        key=pem,
+        algorithms=usable_algorithms(pem, settings.jwt_algorithms),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+
+
+def usable_algorithms(pem: bytes, algorithms: Sequence[str]) -> list[str]:
+    """The configured algorithms this public key works with; fails at start-up rather than per request."""
+    jws = jwt.PyJWS()
+    usable = []
+    for name in algorithms:
+        try:
+            jws.get_algorithm_by_name(name).prepare_key(pem)
+        except (jwt.InvalidKeyError, ValueError, TypeError):
+            continue
+        usable.append(name)
+    if not usable:
+        raise ValueError(f"the public key cannot verify any of {list(algorithms)}")
+    return usable
+
+
+def _invalid_token(code: str, detail: str) -> ProblemError:
+    return ProblemError(401, code, detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def get_verifier(request: Request) -> TokenVerifier:
+    verifier = request.app.state.verifier
+    if not isinstance(verifier, TokenVerifier):
+        raise TypeError("app.state.verifier is not configured")
+    return verifier
+
+
+async def authenticate(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    verifier: Annotated[TokenVerifier, Depends(get_verifier)],
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise ProblemError(
+            401,
+            "unauthenticated",
+            "A bearer token is required.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return verifier.verify(credentials.credentials)
+
+
+def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting only the given roles (403 for any other authenticated caller)."""
+    allowed = frozenset(roles)
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in allowed:
+            raise ProblemError(403, "forbidden", "The caller's role may not do this.")
+        return principal
+
+    return dependency
+
+
+ANY_ROLE = tuple(Role)
+STAFF = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)

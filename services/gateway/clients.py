@@ -1,0 +1,388 @@
+"""gRPC channels to ticketing, routing and notify, and the calls routes make through them.
+
+Every call carries a deadline (``request_timeout_s``) and ``wait_for_ready=False``, so a peer that is
+down fails at once and a slow one fails at the deadline; both become 503 ``dependency_unavailable``.
+Failures reach routes as ``ProblemError``; protobuf never leaves this module and ``mapping``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+from support.notify.v1 import notify_service_pb2, notify_service_pb2_grpc
+from support.routing.v1 import routing_service_pb2, routing_service_pb2_grpc
+from support.ticketing.v1 import (
+    help_service_pb2,
+    help_service_pb2_grpc,
+    ticketing_service_pb2,
+    ticketing_service_pb2_grpc,
+)
+
+from services.gateway import mapping, schemas
+from services.gateway.grpc_errors import problem_from_rpc_error
+from services.gateway.principal import Principal
+from services.gateway.problems import dependency_unavailable
+from services.gateway.settings import GatewaySettings
+
+TICKETING = "ticketing"
+ROUTING = "routing"
+NOTIFY = "notify"
+
+_CHANNEL_OPTIONS = (
+    ("grpc.primary_user_agent", "supportdesk-gateway"),
+    # A channel backs off between reconnect attempts and, without waiting for ready, fails calls until the
+    # next attempt; capping the back-off lets the gateway notice a restarted peer within seconds, not minutes.
+    ("grpc.max_reconnect_backoff_ms", 5000),
+)
+
+
+class ServiceClients:
+    """Owns one channel per peer service. Create it inside the running event loop (app lifespan)."""
+
+    def __init__(
+        self,
+        *,
+        ticketing_addr: str,
+        routing_addr: str,
+        notify_addr: str,
+        timeout_s: float,
+        readiness_timeout_s: float,
+        retry_after_s: int,
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._readiness_timeout_s = readiness_timeout_s
+        self._retry_after_s = retry_after_s
+        self._channels: dict[str, Any] = {
+            # Client interceptors send the request's trace context along, so one trace spans every hop.
+            name: grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS, interceptors=aio_client_interceptors())
+            for name, address in ((TICKETING, ticketing_addr), (ROUTING, routing_addr), (NOTIFY, notify_addr))
+        }
+        self.ticketing: ticketing_service_pb2_grpc.TicketingServiceAsyncStub = (
+            ticketing_service_pb2_grpc.TicketingServiceStub(self._channels[TICKETING])
+        )
+        # The help centre is part of ticketing and shares its channel.
+        self.help: help_service_pb2_grpc.HelpServiceAsyncStub = help_service_pb2_grpc.HelpServiceStub(
+            self._channels[TICKETING]
+        )
+        self.routing: routing_service_pb2_grpc.RoutingServiceAsyncStub = routing_service_pb2_grpc.RoutingServiceStub(
+            self._channels[ROUTING]
+        )
+        self.notify: notify_service_pb2_grpc.NotifyServiceAsyncStub = notify_service_pb2_grpc.NotifyServiceStub(
+            self._channels[NOTIFY]
+        )
+        self._health: dict[str, Any] = {
+            name: health_pb2_grpc.HealthStub(channel) for name, channel in self._channels.items()
+        }
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> ServiceClients:
+        return cls(
+            ticketing_addr=settings.ticketing_addr,
+            routing_addr=settings.routing_addr,
+            notify_addr=settings.notify_addr,
+            timeout_s=settings.request_timeout_s,
+            readiness_timeout_s=settings.readiness_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        )
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self._channels.values()))
+
+    async def _call(self, service: str, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self._timeout_s, wait_for_ready=False)
+        except grpc.aio.AioRpcError as exc:
+            raise problem_from_rpc_error(exc, retry_after_s=self._retry_after_s, service=service) from exc
+        except grpc.aio.UsageError as exc:
+            # The channel was closed under the call: the gateway is shutting down.
+            raise dependency_unavailable(self._retry_after_s) from exc
+
+    async def create_ticket(
+        self, body: schemas.CreateTicketIn, *, customer_id: str, request_id: str
+    ) -> tuple[schemas.TicketOut, bool]:
+        """The ticket and whether this call created it (False: the request_id was seen before)."""
+        request = mapping.create_ticket_request(body, customer_id=customer_id, request_id=request_id)
+        response: ticketing_service_pb2.CreateTicketResponse = await self._call(
+            TICKETING, self.ticketing.CreateTicket, request
+        )
+        return mapping.ticket_out(response.ticket), response.created
+
+    async def get_ticket(self, ticket_id: str) -> schemas.TicketOut:
+        response: ticketing_service_pb2.GetTicketResponse = await self._call(
+            TICKETING, self.ticketing.GetTicket, ticketing_service_pb2.GetTicketRequest(ticket_id=ticket_id)
+        )
+        return mapping.ticket_out(response.ticket)
+
+    async def list_tickets(self, request: ticketing_service_pb2.ListTicketsRequest) -> schemas.TicketPage:
+        response: ticketing_service_pb2.ListTicketsResponse = await self._call(
+            TICKETING, self.ticketing.ListTickets, request
+        )
+        return mapping.ticket_page(response)
+
+    async def update_ticket(
+        self, ticket_id: str, body: schemas.UpdateTicketIn, principal: Principal
+    ) -> schemas.TicketOut:
+        response: ticketing_service_pb2.UpdateTicketResponse = await self._call(
+            TICKETING, self.ticketing.UpdateTicket, mapping.update_ticket_request(ticket_id, body, principal)
+        )
+        return mapping.ticket_out(response.ticket)
+
+    async def add_message(
+        self, ticket_id: str, body: schemas.MessageIn, principal: Principal, *, request_id: str
+    ) -> tuple[schemas.MessageOut, bool]:
+        """The message and whether this call added it (False: the request_id was seen before)."""
+        response: ticketing_service_pb2.AddMessageResponse = await self._call(
+            TICKETING,
+            self.ticketing.AddMessage,
+            mapping.add_message_request(ticket_id, body, principal, request_id=request_id),
+        )
+        return mapping.message_out(response.message), response.created
+
+    async def list_messages(
+        self, ticket_id: str, *, include_internal: bool, page_size: int | None, page_token: str | None
+    ) -> schemas.MessagePage:
+        request = ticketing_service_pb2.ListMessagesRequest(
+            ticket_id=ticket_id,
+            include_internal=include_internal,
+            page_size=page_size or 0,
+            page_token=page_token or "",
+        )
+        response: ticketing_service_pb2.ListMessagesResponse = await self._call(
+            TICKETING, self.ticketing.ListMessages, request
+        )
+        return mapping.message_page(response)
+
+    async def list_timeline(
+        self, ticket_id: str, *, page_size: int | None, page_token: str | None
+    ) -> schemas.TimelinePage:
+        request = ticketing_service_pb2.ListTimelineRequest(
+            ticket_id=ticket_id, page_size=page_size or 0, page_token=page_token or ""
+        )
+        response: ticketing_service_pb2.ListTimelineResponse = await self._call(
+            TICKETING, self.ticketing.ListTimeline, request
+        )
+        return mapping.timeline_page(response)
+
+    async def record_csat(self, ticket_id: str, body: schemas.CsatIn, principal: Principal) -> schemas.TicketOut:
+        request = ticketing_service_pb2.RecordCsatRequest(
+            ticket_id=ticket_id, actor=mapping.actor_in(principal), score=body.score, comment=body.comment
+        )
+        response: ticketing_service_pb2.RecordCsatResponse = await self._call(
+            TICKETING, self.ticketing.RecordCsat, request
+        )
+        return mapping.ticket_out(response.ticket)
+
+    async def priority_rules(self) -> list[schemas.PriorityRuleOut]:
+        response: ticketing_service_pb2.GetPriorityRulesResponse = await self._call(
+            TICKETING, self.ticketing.GetPriorityRules, ticketing_service_pb2.GetPriorityRulesRequest()
+        )
+        return [mapping.priority_rule_out(r) for r in response.rules]
+
+    async def set_priority_rule(
+        self, category: schemas.Category, priority: schemas.Priority, principal: Principal
+    ) -> schemas.PriorityRuleOut:
+        request = ticketing_service_pb2.UpdatePriorityRuleRequest(
+            rule=mapping.priority_rule_in(category, priority), actor=mapping.actor_in(principal)
+        )
+        response: ticketing_service_pb2.UpdatePriorityRuleResponse = await self._call(
+            TICKETING, self.ticketing.UpdatePriorityRule, request
+        )
+        return mapping.priority_rule_out(response.rule)
+
+    async def get_ticket_routing(self, ticket_id: str) -> schemas.QueueEntryOut:
+        response: routing_service_pb2.GetTicketRoutingResponse = await self._call(
+            ROUTING,
+            self.routing.GetTicketRouting,
+            routing_service_pb2.GetTicketRoutingRequest(ticket_id=ticket_id),
+        )
+        return mapping.queue_entry_out(response.entry)
+
+    async def list_queue_stats(self, *, page_size: int | None, page_token: str | None) -> schemas.QueueStatsPage:
+        response: routing_service_pb2.ListQueueStatsResponse = await self._call(
+            ROUTING, self.routing.ListQueueStats, mapping.list_queue_stats_request(page_size, page_token)
+        )
+        return mapping.queue_stats_page(response)
+
+    async def list_notifications(
+        self, *, user_id: str, page_size: int | None, page_token: str | None
+    ) -> schemas.NotificationPage:
+        response: notify_service_pb2.ListNotificationsResponse = await self._call(
+            NOTIFY,
+            self.notify.ListNotifications,
+            mapping.list_notifications_request(user_id, page_size, page_token),
+        )
+        return mapping.notification_page(response)
+
+    async def search_help_articles(
+        self,
+        *,
+        query: str,
+        locale: str | None,
+        category: schemas.Category | None,
+        page_size: int | None,
+        page_token: str | None,
+    ) -> schemas.HelpArticlePage:
+        response: help_service_pb2.SearchArticlesResponse = await self._call(
+            TICKETING,
+            self.help.SearchArticles,
+            mapping.search_help_articles_request(query, locale, category, page_size, page_token),
+        )
+        return mapping.help_search_page(response)
+
+    async def list_help_articles(
+        self,
+        *,
+        locale: str | None,
+        category: schemas.Category | None,
+        include_unpublished: bool,
+        page_size: int | None,
+        page_token: str | None,
+    ) -> schemas.HelpArticlePage:
+        response: help_service_pb2.ListArticlesResponse = await self._call(
+            TICKETING,
+            self.help.ListArticles,
+            mapping.list_help_articles_request(locale, category, include_unpublished, page_size, page_token),
+        )
+        return mapping.help_list_page(response)
+
+    async def get_help_article(self, article_id: str) -> schemas.HelpArticleOut:
+        response: help_service_pb2.GetArticleResponse = await self._call(
+            TICKETING, self.help.GetArticle, help_service_pb2.GetArticleRequest(article_id=article_id)
+        )
+        return mapping.help_article_out(response.article)
+
+    async def suggest_help_articles(self, body: schemas.HelpSuggestionsIn) -> schemas.HelpSuggestionsOut:
+        response: help_service_pb2.SuggestArticlesResponse = await self._call(
+            TICKETING, self.help.SuggestArticles, mapping.suggest_help_articles_request(body)
+        )
+        return mapping.help_suggestions_out(response)
+
+    async def create_help_article(
+        self, body: schemas.HelpArticleIn, *, request_id: str
+    ) -> tuple[schemas.HelpArticleOut, bool]:
+        """The article and whether this call created it (False: the request_id was seen before)."""
+        response: help_service_pb2.CreateArticleResponse = await self._call(
+            TICKETING, self.help.CreateArticle, mapping.create_help_article_request(body, request_id=request_id)
+        )
+        return mapping.help_article_out(response.article), response.created
+
+    async def update_help_article(self, article_id: str, body: schemas.HelpArticleReplaceIn) -> schemas.HelpArticleOut:
+        response: help_service_pb2.UpdateArticleResponse = await self._call(
+            TICKETING, self.help.UpdateArticle, mapping.update_help_article_request(article_id, body)
+        )
+        return mapping.help_article_out(response.article)
+
+    async def list_help_search_gaps(
+        self, *, locale: str | None, page_size: int | None, page_token: str | None
+    ) -> schemas.SearchGapPage:
+        response: help_service_pb2.ListSearchGapsResponse = await self._call(
+            TICKETING, self.help.ListSearchGaps, mapping.list_search_gaps_request(locale, page_size, page_token)
+        )
+        return mapping.search_gap_page(response)
+
+    async def readiness(self) -> dict[str, str]:
+        """Each peer's gRPC health (service ""): ``serving``, ``not_serving``, ... or ``unavailable``."""
+        names = list(self._health)
+        statuses = await asyncio.gather(*(self._check(self._health[name]) for name in names))
+        return dict(zip(names, statuses, strict=True))
+
+    async def _check(self, stub: Any) -> str:
+        try:
+            response = await stub.Check(
+                health_pb2.HealthCheckRequest(service=""),
+                timeout=self._readiness_timeout_s,
+                wait_for_ready=False,
+            )
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError):
+            return "unavailable"
+        name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return name.lower()
+
+    async def create_agent(self, body: schemas.CreateAgentIn, *, request_id: str) -> tuple[schemas.AgentOut, bool]:
+        response: routing_service_pb2.CreateAgentResponse = await self._call(
+            ROUTING, self.routing.CreateAgent, mapping.create_agent_request(body, request_id=request_id)
+        )
+        return mapping.agent_out(response.agent), response.created
+
+    async def get_agent(self, agent_id: str) -> schemas.AgentOut:
+        response: routing_service_pb2.GetAgentResponse = await self._call(
+            ROUTING, self.routing.GetAgent, routing_service_pb2.GetAgentRequest(agent_id=agent_id)
+        )
+        return mapping.agent_out(response.agent)
+
+    async def list_agents(
+        self,
+        *,
+        presences: list[schemas.Presence],
+        skill: str | None,
+        page_size: int | None,
+        page_token: str | None,
+    ) -> schemas.AgentPage:
+        request = routing_service_pb2.ListAgentsRequest(
+            presences=[mapping.PRESENCE.to_proto[p] for p in presences],
+            skill=skill or "",
+            page_size=page_size or 0,
+            page_token=page_token or "",
+        )
+        response: routing_service_pb2.ListAgentsResponse = await self._call(ROUTING, self.routing.ListAgents, request)
+        return mapping.agent_page(response)
+
+    async def update_agent(self, agent_id: str, body: schemas.UpdateAgentIn) -> schemas.AgentOut:
+        response: routing_service_pb2.UpdateAgentResponse = await self._call(
+            ROUTING, self.routing.UpdateAgent, mapping.update_agent_request(agent_id, body)
+        )
+        return mapping.agent_out(response.agent)
+
+    async def set_presence(self, agent_id: str, presence: schemas.Presence) -> schemas.AgentOut:
+        request = routing_service_pb2.SetAgentPresenceRequest(
+            agent_id=agent_id, presence=mapping.PRESENCE.to_proto[presence]
+        )
+        response: routing_service_pb2.SetAgentPresenceResponse = await self._call(
+            ROUTING, self.routing.SetAgentPresence, request
+        )
+        return mapping.agent_out(response.agent)
+
+    async def list_offers(
+        self, agent_id: str, *, states: list[schemas.OfferState], page_size: int | None, page_token: str | None
+    ) -> schemas.OfferPage:
+        request = routing_service_pb2.ListOffersRequest(
+            agent_id=agent_id,
+            states=[mapping.OFFER_STATE.to_proto[s] for s in states],
+            page_size=page_size or 0,
+            page_token=page_token or "",
+        )
+        response: routing_service_pb2.ListOffersResponse = await self._call(ROUTING, self.routing.ListOffers, request)
+        return mapping.offer_page(response)
+
+    async def accept_offer(self, offer_id: str, agent_id: str) -> schemas.OfferOut:
+        response: routing_service_pb2.AcceptOfferResponse = await self._call(
+            ROUTING,
+            self.routing.AcceptOffer,
+            routing_service_pb2.AcceptOfferRequest(offer_id=offer_id, agent_id=agent_id),
+        )
+        return mapping.offer_out(response.offer)
+
+    async def decline_offer(self, offer_id: str, agent_id: str, reason: str) -> schemas.OfferOut:
+        request = routing_service_pb2.DeclineOfferRequest(offer_id=offer_id, agent_id=agent_id, reason=reason)
+        response: routing_service_pb2.DeclineOfferResponse = await self._call(
+            ROUTING, self.routing.DeclineOffer, request
+        )
+        return mapping.offer_out(response.offer)
+
+    async def transfer_ticket(self, ticket_id: str, body: schemas.TransferIn, by: str) -> schemas.QueueEntryOut:
+        request = routing_service_pb2.TransferTicketRequest(
+            ticket_id=ticket_id,
+            to_agent_id=body.to_agent_id or "",
+            to_queue=body.to_queue or "",
+            by=by,
+            reason=body.reason,
+        )
+        response: routing_service_pb2.TransferTicketResponse = await self._call(
+            ROUTING, self.routing.TransferTicket, request
+        )
+        return mapping.queue_entry_out(response.entry)

@@ -1,0 +1,22 @@
+"""Request-scoped access to what the app holds: settings and peer clients."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from services.gateway.clients import ServiceClients
+from services.gateway.settings import GatewaySettings
+
+
+def get_settings(request: Request) -> GatewaySettings:
+    settings = request.app.state.settings
+    if not isinstance(settings, GatewaySettings):
+        raise TypeError("app.state.settings is not configured")
+    return settings
+
+
+def get_clients(request: Request) -> ServiceClients:
+    clients = getattr(request.app.state, "clients", None)
+    if not isinstance(clients, ServiceClients):
+        raise TypeError("app.state.clients is not open; is the lifespan running?")
+    return clients

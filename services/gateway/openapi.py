@@ -1,0 +1,67 @@
+"""OpenAPI: problem responses documented as ``application/problem+json``."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.gateway.problems import PROBLEM_MEDIA_TYPE, Problem
+
+_PROBLEM_REF = "#/components/schemas/Problem"
+
+_DESCRIPTIONS = {
+    401: "Missing or invalid bearer token.",
+    403: "The caller's role or identity may not do this.",
+    413: "The request body is too large.",
+    422: "The request failed validation; `errors` lists the fields.",
+    503: "A dependency is unavailable or too slow; retry after `Retry-After` seconds.",
+}
+
+
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": '`Bearer`, with `error="invalid_token"` for a bad token.'}},
+    429: {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
+    503: {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries documenting problem answers for the given statuses."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"model": Problem, "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase)}
+        if status in _HEADERS:
+            entry["headers"] = _HEADERS[status]
+        responses[status] = entry
+    return responses
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Document problem bodies under their own media type.
+
+    FastAPI documents every extra response under the route's media type (application/json); problem
+    bodies are sent as application/problem+json, so the generated schema is adjusted once, when cached.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        # FastAPI caches the generated schema on the app, so adjusting it in place is done once.
+        schema = generate()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for response in operation.get("responses", {}).values():
+                    _move_problem_content(response)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _move_problem_content(response: dict[str, Any]) -> None:
+    content = response.get("content", {})
+    json_content = content.get("application/json")
+    if json_content and json_content.get("schema", {}).get("$ref") == _PROBLEM_REF:
+        content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")

@@ -1,0 +1,217 @@
+"""``/v1/tickets``: open, list, read and update tickets, and see where routing holds one.
+
+Idempotency in this version: ``POST /v1/tickets`` forwards ``Idempotency-Key`` to ticketing as
+``request_id = "<caller>:<key>"`` (the caller's subject, percent-encoded so no two callers' scopes can
+overlap). Ticketing returns the ticket the first call with that request_id created, so a retried POST
+never opens a second ticket; the replay answers 200 with the current state of that ticket instead of
+201. Comparing a replay's body with the original (422 on a difference) and answering 409 while the
+first call is still in flight need stored responses, which this version does not keep.
+
+Reading: a customer sees only their own tickets (anyone else's is the same 404 as a missing one); an
+agent lists the tickets they hold; supervisors and admins list any. In this version staff read and
+update any single ticket; tying agents to what they hold or are offered comes with routing's offers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+
+from services.gateway import mapping
+from services.gateway.auth import ANY_ROLE, STAFF, require_roles
+from services.gateway.clients import ServiceClients
+from services.gateway.deps import get_clients
+from services.gateway.openapi import problem_responses
+from services.gateway.principal import Principal, Role
+from services.gateway.problems import FieldError, ProblemError
+from services.gateway.routes.paging import PageSize, PageToken
+from services.gateway.schemas import (
+    MAX_TICKET_ID,
+    TICKET_ID_PATTERN,
+    CreateTicketIn,
+    QueueEntryOut,
+    TicketOut,
+    TicketPage,
+    TicketStatus,
+    UpdateTicketIn,
+)
+
+router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
+
+# Fields that steer routing; a customer choosing them could jump the queue.
+STAFF_ONLY_FIELDS = ("priority", "customer_tier")
+
+TicketIdPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_TICKET_ID, pattern=TICKET_ID_PATTERN, description="Ticket id.")
+]
+
+
+def ticket_not_found() -> ProblemError:
+    # One body for "absent" and "not yours", so a customer cannot probe which ids exist.
+    return ProblemError(404, "ticket_not_found", "Ticket not found.")
+
+
+def request_id_for(principal: Principal, idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return f"{quote(principal.subject, safe='')}:{idempotency_key}"
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Open a ticket",
+    response_description="The ticket was created; `Location` names it.",
+    responses={
+        201: {"headers": {"Location": {"description": "Path of the ticket.", "schema": {"type": "string"}}}},
+        200: {"model": TicketOut, "description": "A retry with an earlier Idempotency-Key: the original ticket."},
+        **problem_responses(400, 401, 403, 413, 422, 503),
+    },
+)
+async def create_ticket(
+    body: CreateTicketIn,
+    response: Response,
+    principal: Annotated[Principal, Depends(require_roles(Role.CUSTOMER, Role.AGENT, Role.SUPERVISOR))],
+    clients: Annotated[ServiceClients, Depends(get_clients)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Client-chosen key (e.g. a UUID); retries with the same key never open a second ticket.",
+        ),
+    ] = None,
+) -> TicketOut:
+    customer_id = _customer_for(principal, body)
+    ticket, created = await clients.create_ticket(
+        body, customer_id=customer_id, request_id=request_id_for(principal, idempotency_key)
+    )
+    response.headers["Location"] = f"/v1/tickets/{quote(ticket.id, safe='')}"
+    response.status_code = 201 if created else 200
+    return ticket
+
+
+def _customer_for(principal: Principal, body: CreateTicketIn) -> str:
+    if principal.role is not Role.CUSTOMER:
+        if body.customer_id is None:
+            raise ProblemError(
+                422,
+                "validation_failed",
+                "Staff opening a ticket must name the customer; see errors.",
+                errors=[FieldError(field="customer_id", location="body", code="missing", message="Field required")],
+            )
+        return body.customer_id
+    if body.customer_id is not None and body.customer_id != principal.subject:
+        raise ProblemError(403, "customer_id_mismatch", "Customers can open tickets only for themselves.")
+    given = [name for name in STAFF_ONLY_FIELDS if getattr(body, name) is not None]
+    if given:
+        raise ProblemError(
+            403,
+            "field_not_allowed",
+            "Some fields may only be set by staff; see errors.",
+            errors=[
+                FieldError(field=name, location="body", code="field_not_allowed", message="Set by staff only")
+                for name in given
+            ],
+        )
+    return principal.subject
+
+
+@router.get(
+    "",
+    summary="List tickets, newest first",
+    responses=problem_responses(400, 401, 403, 422, 503),
+)
+async def list_tickets(
+    principal: Annotated[Principal, Depends(require_roles(*ANY_ROLE))],
+    clients: Annotated[ServiceClients, Depends(get_clients)],
+    status: Annotated[list[TicketStatus] | None, Query(description="Any of these statuses.")] = None,
+    customer_id: Annotated[str | None, Query(max_length=200, description="Staff only.")] = None,
+    assignee_id: Annotated[str | None, Query(max_length=200, description="Supervisors and admins only.")] = None,
+    page_size: PageSize = None,
+    page_token: PageToken = None,
+) -> TicketPage:
+    if principal.role is Role.CUSTOMER:
+        if customer_id not in (None, principal.subject) or assignee_id is not None:
+            raise ProblemError(403, "filter_not_allowed", "Customers list only their own tickets.")
+        customer_id = principal.subject
+    elif principal.role is Role.AGENT:
+        if assignee_id not in (None, principal.subject):
+            raise ProblemError(403, "filter_not_allowed", "Agents list the tickets they hold.")
+        assignee_id = principal.subject
+    return await clients.list_tickets(
+        mapping.list_tickets_request(
+            customer_id=customer_id,
+            assignee_id=assignee_id,
+            statuses=status or [],
+            page_size=page_size,
+            page_token=page_token,
+        )
+    )
+
+
+async def readable_ticket(clients: ServiceClients, principal: Principal, ticket_id: str) -> TicketOut:
+    """The ticket, if the caller may see it; otherwise the same 404 as a missing ticket."""
+    try:
+        ticket = await clients.get_ticket(ticket_id)
+    except ProblemError as exc:
+        if exc.status_code == 404:
+            raise ticket_not_found() from None
+        raise
+    if principal.role is Role.CUSTOMER and ticket.customer_id != principal.subject:
+        raise ticket_not_found()
+    return ticket
+
+
+@router.get(
+    "/{ticket_id}",
+    summary="Read a ticket",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def get_ticket(
+    ticket_id: TicketIdPath,
+    principal: Annotated[Principal, Depends(require_roles(*ANY_ROLE))],
+    clients: Annotated[ServiceClients, Depends(get_clients)],
+) -> TicketOut:
+    return await readable_ticket(clients, principal, ticket_id)
+
+
+@router.patch(
+    "/{ticket_id}",
+    summary="Change a ticket's status and/or priority",
+    description=(
+        "Statuses move `new → open ⇄ pending`, `on_hold`, `→ resolved → closed`; a resolved ticket reopens "
+        "within the reopen window. Both changes apply or neither does. Customers may only reopen or close "
+        "their own resolved ticket; a complaint is closed only with a `resolution_note`."
+    ),
+    responses=problem_responses(400, 401, 403, 404, 409, 422, 503),
+)
+async def update_ticket(
+    ticket_id: TicketIdPath,
+    body: UpdateTicketIn,
+    principal: Annotated[Principal, Depends(require_roles(*ANY_ROLE))],
+    clients: Annotated[ServiceClients, Depends(get_clients)],
+) -> TicketOut:
+    if body.status is None and body.priority is None:
+        raise ProblemError(422, "nothing_to_change", "Give a status, a priority, or both.")
+    if principal.role is Role.CUSTOMER:
+        await readable_ticket(clients, principal, ticket_id)
+    return await clients.update_ticket(ticket_id, body, principal)
+
+
+@router.get(
+    "/{ticket_id}/routing",
+    summary="Where routing holds a ticket",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def get_ticket_routing(
+    ticket_id: TicketIdPath,
+    _principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+    clients: Annotated[ServiceClients, Depends(get_clients)],
+) -> QueueEntryOut:
+    return await clients.get_ticket_routing(ticket_id)

@@ -1,0 +1,75 @@
+"""Gateway settings, read from ``SUPPORTDESK_*`` environment variables by the entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from services.kit.settings import CommonSettings
+
+# Only asymmetric algorithms are accepted from an external issuer: a shared-secret algorithm there would
+# let anyone holding the (public) verification key mint tokens.
+JwtAlgorithm = Literal["RS256", "ES256"]
+_DEFAULT_ALGORITHMS: list[JwtAlgorithm] = ["RS256"]
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string, the two forms operators actually write."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class GatewaySettings(CommonSettings):
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+
+    ticketing_addr: str = "127.0.0.1:50051"
+    routing_addr: str = "127.0.0.1:50052"
+    notify_addr: str = "127.0.0.1:50053"
+
+    auth_mode: Literal["local", "jwt"] = "local"
+    jwt_issuer: str = "supportdesk-local"
+    jwt_audience: str = "supportdesk"
+    # Local mode: HS256 secret shared with the token-minting command; None means data_dir/secrets/local-jwt.key.
+    local_jwt_secret_file: Path | None = None
+    # JWT mode: PEM public key of the identity provider.
+    jwt_public_key_file: Path | None = None
+    jwt_algorithms: Annotated[list[JwtAlgorithm], NoDecode] = Field(default_factory=lambda: list(_DEFAULT_ALGORITHMS))
+
+    # Deadline of every gRPC call made while serving a request.
+    request_timeout_s: float = Field(default=5.0, gt=0)
+    # Deadline of each readiness probe; short so a load balancer's check never queues behind a slow peer.
+    readiness_timeout_s: float = Field(default=1.0, gt=0)
+    # Sent as Retry-After on 503 and 429 answers.
+    retry_after_s: int = Field(default=2, ge=0)
+    max_body_bytes: int = Field(default=65536, gt=0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Time uvicorn gives in-flight requests after SIGTERM before closing them.
+    shutdown_grace_s: int = Field(default=10, ge=0)
+
+    @field_validator("cors_origins", "jwt_algorithms", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @model_validator(mode="after")
+    def _jwt_mode_needs_a_key(self) -> GatewaySettings:
+        if self.auth_mode == "jwt" and self.jwt_public_key_file is None:
+            raise ValueError("auth_mode=jwt needs jwt_public_key_file (SUPPORTDESK_JWT_PUBLIC_KEY_FILE)")
+        if self.auth_mode == "jwt" and not self.jwt_algorithms:
+            raise ValueError("auth_mode=jwt needs at least one entry in jwt_algorithms")
+        return self
+
+    @property
+    def local_secret_path(self) -> Path:
+        if self.local_jwt_secret_file is not None:
+            return self.local_jwt_secret_file
+        return self.data_dir / "secrets" / "local-jwt.key"

@@ -1,0 +1,167 @@
+"""Runs a durable pull consumer: an event is applied and recorded in the inbox in one transaction, then acked.
+
+- a redelivered or duplicated event finds its id in the inbox and is only acked;
+- a transient failure is nak'ed with exponential back-off, up to the consumer's ``max_deliver``;
+- a message that can never succeed (not a valid event, undecodable payload, ``PoisonEvent``, or out of
+  deliveries) is recorded as a dead letter and terminated, and everything else keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from opentelemetry import context, propagate, trace
+from opentelemetry.trace import SpanKind
+
+from services.kit.bus import store
+from services.kit.bus.envelope import Envelope, EnvelopeError
+from services.kit.bus.streams import ConsumerSpec
+from services.kit.db import Connection
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+Handler = Callable[[Connection, Envelope], Awaitable[None]]
+
+_MAX_NAK_DELAY_S = 60.0
+
+
+class PoisonEvent(Exception):
+    """Raised by a handler for an event it can never apply; the event is dead-lettered at once."""
+
+
+def nak_delay(deliveries: int, base_s: float = 0.5) -> float:
+    """Back-off before the next delivery: 0.5 s, 1 s, 2 s, ... capped at a minute."""
+    return float(min(base_s * 2 ** max(deliveries - 1, 0), _MAX_NAK_DELAY_S))
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        pool: asyncpg.Pool,
+        spec: ConsumerSpec,
+        handler: Handler,
+        *,
+        max_deliver: int,
+        batch_size: int = 64,
+        fetch_timeout_s: float = 5.0,
+    ) -> None:
+        self._js = js
+        self._pool = pool
+        self._spec = spec
+        self._handler = handler
+        self._max_deliver = max_deliver
+        self._batch_size = batch_size
+        self._fetch_timeout_s = fetch_timeout_s
+
+    async def run(self) -> None:
+        """Fetch and handle until cancelled. The consumer must already be declared."""
+        sub = await self._js.pull_subscribe_bind(durable=self._spec.durable, stream=self._spec.stream.name)
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(self._batch_size, timeout=self._fetch_timeout_s)
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                for msg in msgs:
+                    await self.handle(msg)
+        finally:
+            await sub.unsubscribe()
+
+    async def handle(self, msg: Msg) -> None:
+        deliveries = msg.metadata.num_delivered
+        try:
+            envelope = Envelope.from_message(msg.headers, msg.data)
+        except EnvelopeError as exc:
+            await self._dead_letter(msg, None, f"not a valid event: {exc}")
+            return
+        parent = propagate.extract(dict(envelope.trace))
+        token = context.attach(parent)
+        try:
+            with tracer.start_as_current_span(
+                f"process {envelope.type}",
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": msg.subject,
+                    "messaging.message.id": envelope.id,
+                    "messaging.consumer.group.name": self._spec.durable,
+                },
+            ):
+                await self._apply(msg, envelope, deliveries)
+        finally:
+            context.detach(token)
+
+    async def _apply(self, msg: Msg, envelope: Envelope, deliveries: int) -> None:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if await store.claim_event(conn, self._spec.durable, envelope.id):
+                    await self._handler(conn, envelope)
+        except (PoisonEvent, DecodeError) as exc:
+            await self._dead_letter(msg, envelope.id, f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:
+            if deliveries >= self._max_deliver:
+                await self._dead_letter(msg, envelope.id, f"gave up after {deliveries} deliveries: {exc!r}")
+                return
+            delay = nak_delay(deliveries)
+            log.warning(
+                "event handling failed; retrying",
+                extra={
+                    "event_id": envelope.id,
+                    "event_type": envelope.type,
+                    "deliveries": deliveries,
+                    "retry_in_s": delay,
+                    "error": repr(exc),
+                },
+            )
+            await msg.nak(delay=delay)
+            return
+        await msg.ack()
+
+    async def _dead_letter(self, msg: Msg, event_id: str | None, error: str) -> None:
+        """Record the message, then terminate it; if the record cannot be written, let it be redelivered."""
+        meta = msg.metadata
+        letter = store.DeadLetter(
+            consumer=self._spec.durable,
+            stream=meta.stream,
+            stream_seq=meta.sequence.stream,
+            nats_subject=msg.subject,
+            event_id=event_id,
+            headers=dict(msg.headers or {}),
+            payload=msg.data,
+            error=error[:2000],
+            deliveries=meta.num_delivered,
+        )
+        try:
+            async with self._pool.acquire() as conn:
+                await store.record_dead_letter(conn, letter)
+        except Exception as exc:
+            log.warning("dead letter not recorded; will retry", extra={"error": repr(exc)})
+            await msg.nak(delay=nak_delay(meta.num_delivered))
+            return
+        log.error(
+            "event dead-lettered",
+            extra={
+                "consumer": letter.consumer,
+                "stream_seq": letter.stream_seq,
+                "event_id": event_id,
+                "reason": letter.error,
+            },
+        )
+        await msg.term()
+
+
+async def run_consumers(consumers: list[EventConsumer]) -> None:
+    """Run several consumers until cancelled; one crashing takes the others down (the process restarts)."""
+    async with asyncio.TaskGroup() as group:
+        for consumer in consumers:
+            group.create_task(consumer.run())

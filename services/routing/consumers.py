@@ -1,0 +1,54 @@
+"""Routing's one consumer of ticketing events and its timer handlers, with the SLA clocks' beside them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.kit.bus.envelope import Envelope
+from services.kit.bus.streams import TICKETING, ConsumerSpec
+from services.kit.db import Connection
+from services.routing import convert, dispatch, entries, offers, sla, tickets
+from services.routing.timers import Timer, TimerHandler, TimerScheduler
+
+TICKET_EVENTS = ConsumerSpec(TICKETING, "routing-ticket-events", (convert.TICKETING_EVENTS,))
+SCHEMA = "routing"
+# One timer per transaction: a batch's handlers share a transaction, and locks one handler took would be held
+# while the next waits for another row, which is how deadlocks between the scheduler and requests start.
+TIMER_BATCH = 1
+
+
+async def on_ticket_event(conn: Connection, event: Envelope) -> None:
+    """Inside the one inbox transaction: the SLA clocks first (the queue order reads their deadline), then
+    routing itself."""
+    await sla.handle_ticket_event(conn, event)
+    await tickets.handle_ticket_event(conn, event)
+
+
+async def _recheck_ticket(conn: Connection, timer: Timer) -> None:
+    await dispatch.recheck_ticket(conn, timer, datetime.now(UTC))
+
+
+async def _recheck_agent(conn: Connection, timer: Timer) -> None:
+    await dispatch.recheck_agent(conn, timer, datetime.now(UTC))
+
+
+ROUTING_TIMER_HANDLERS: Mapping[str, TimerHandler] = {
+    entries.OFFER_EXPIRE: offers.on_expire,
+    entries.RELAX: tickets.on_relax,
+    dispatch.RECHECK_TICKET: _recheck_ticket,
+    dispatch.RECHECK_AGENT: _recheck_agent,
+}
+
+
+def timer_handlers() -> dict[str, TimerHandler]:
+    clash = set(ROUTING_TIMER_HANDLERS) & set(sla.TIMER_HANDLERS)
+    if clash:
+        raise RuntimeError(f"timer kinds handled twice: {sorted(clash)}")
+    return {**ROUTING_TIMER_HANDLERS, **sla.TIMER_HANDLERS}
+
+
+def scheduler(pool: asyncpg.Pool) -> TimerScheduler:
+    return TimerScheduler(pool, timer_handlers(), schema=SCHEMA, batch_size=TIMER_BATCH)

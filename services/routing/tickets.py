@@ -1,0 +1,261 @@
+"""Tickets entering and moving through routing: ticketing's events, step relaxation, and transfers."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime
+
+from services.kit.bus.envelope import Envelope
+from services.kit.db import Connection
+from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.routing import agent_store, config_store, convert, dispatch, entries, offer_store, rules, sla, store
+from services.routing.domain import EntryState, Presence, QueueEntry, TicketFacts
+from services.routing.events import event, publish
+from services.routing.timers import Timer
+
+# Statuses in which nobody needs to work on the ticket: it leaves the queue and frees its agent.
+PARKING_STATUSES = frozenset({"pending", "resolved", "closed"})
+
+
+class TicketNotRoutedYet(Exception):
+    """A later event of a ticket arrived before its ``created``; retried (redelivered) until that is applied."""
+
+
+async def handle_ticket_event(conn: Connection, envelope: Envelope) -> None:
+    """Apply one of ticketing's events; runs inside the consumer's inbox transaction, after the SLA clocks."""
+    now = datetime.now(UTC)
+    if envelope.type == convert.TICKET_CREATED:
+        await on_created(conn, convert.created_ticket(envelope.data), now)
+    elif envelope.type == convert.TICKET_STATUS_CHANGED:
+        await on_status_changed(conn, *convert.status_change(envelope.data), now)
+    elif envelope.type == convert.TICKET_PRIORITY_CHANGED:
+        await on_priority_changed(conn, *convert.priority_change(envelope.data))
+    # Messages, notes, assignments, CSAT and flags do not move a ticket in routing.
+
+
+async def on_created(conn: Connection, ticket: TicketFacts, now: datetime) -> QueueEntry | None:
+    """Queue a new ticket under its rule, announce it, and offer it at once if an agent fits."""
+    all_rules, queues = await config_store.routing_config(conn)
+    queue, steps, rule = rules.route(all_rules, ticket)
+    entry = QueueEntry(
+        ticket_id=ticket.ticket_id,
+        queue=queue,
+        priority=ticket.priority,
+        state=EntryState.WAITING,
+        ticket_version=ticket.version,
+        ticket_created_at=ticket.created_at,
+        enqueued_at=now,
+        steps=steps,
+        # A late event may find some steps passed already: they count from the ticket's creation.
+        step=rules.step_in_force(steps, ticket.created_at, now),
+        routed_since=ticket.created_at,
+        waiting_since=now,
+        category=ticket.category,
+        language=ticket.language,
+        customer_tier=ticket.customer_tier,
+        ticket_status=ticket.status,
+        rule_id=rule.id if rule else None,
+        sla_due_at=await sla.earliest_deadline(conn, ticket.ticket_id),
+    )
+    if not await store.insert_entry(conn, entry):
+        return None  # a redelivery: already routed
+    await entries.announce_escalation(conn, entry, -1, now)
+    await entries.arm_relaxation(conn, entry)
+    queued = event(convert.TICKET_QUEUED, ticket.ticket_id, convert.ticket_queued(entry))
+    return await dispatch.offer_ticket(conn, entry, now, queue=queues.get(queue), announce=[queued])
+
+
+async def on_status_changed(conn: Connection, ticket_id: uuid.UUID, status: str, version: int, now: datetime) -> None:
+    entry = await store.lock_entry(conn, ticket_id)
+    if entry is None:
+        raise TicketNotRoutedYet(f"status of ticket {ticket_id} changed before routing saw it created")
+    if version <= entry.ticket_version:
+        return  # stale or already applied
+    if status in PARKING_STATUSES:
+        if entry.state is EntryState.PARKED:
+            await store.save_entry(conn, dataclasses.replace(entry, ticket_status=status, ticket_version=version))
+            return
+        holder = entry.agent_id
+        await entries.park(conn, entry, now, status, version)
+        if holder is not None:
+            await dispatch.dispatch_agent(conn, holder, now)
+        return
+    current = dataclasses.replace(entry, ticket_status=status, ticket_version=version)
+    if status == "open" and entry.state is EntryState.PARKED and entry.ticket_status != "closed":
+        await _reopen(conn, current, now)
+        return
+    await store.save_entry(conn, current)
+
+
+async def _reopen(conn: Connection, entry: QueueEntry, now: datetime) -> None:
+    """The customer came back: the agent who held the ticket keeps it if it can take it; else it is routed anew."""
+    holder = entry.agent_id
+    if holder is not None:
+        agent = await agent_store.lock_agent(conn, holder)
+        if (
+            agent is not None
+            and agent.presence is not Presence.OFFLINE
+            and await agent_store.reserve(conn, holder, available_only=False, assigned_at=None)
+        ):
+            await offer_store.insert_assignment(
+                conn, ticket_id=entry.ticket_id, agent_id=holder, queue=entry.queue, via="reopen", waited=None, at=now
+            )
+            await store.save_entry(conn, dataclasses.replace(entry, state=EntryState.ASSIGNED))
+            return
+    waiting = await entries.requeue(conn, entry, now, last_agent=None, restart=True, announce=True)
+    await dispatch.offer_ticket(conn, waiting, now)
+
+
+async def on_priority_changed(conn: Connection, ticket_id: uuid.UUID, priority: str, version: int) -> None:
+    """A new priority moves the ticket in the waiting order; its rule and steps stay."""
+    entry = await store.lock_entry(conn, ticket_id)
+    if entry is None:
+        raise TicketNotRoutedYet(f"priority of ticket {ticket_id} changed before routing saw it created")
+    if version <= entry.ticket_version:
+        return
+    await store.save_entry(conn, dataclasses.replace(entry, priority=priority, ticket_version=version))
+
+
+async def on_relax(conn: Connection, timer: Timer) -> None:
+    """Timer ``route.relax``: the next step's time has come; a wider set of agents may take the ticket."""
+    now = max(datetime.now(UTC), timer.due_at)
+    entry = await store.lock_entry_or_give_way(conn, uuid.UUID(timer.key))
+    if entry is None or entry.state not in (EntryState.WAITING, EntryState.OFFERED):
+        return
+    step = rules.step_in_force(entry.steps, entry.routed_since, now)
+    if step > entry.step:
+        entry = await entries.move_to_step(conn, entry, step, now, fresh=False)
+        await store.save_entry(conn, entry)
+    await entries.arm_relaxation(conn, entry)
+    if entry.state is EntryState.WAITING:
+        await dispatch.offer_ticket(conn, entry, now)
+
+
+# --- transfers -------------------------------------------------------------------------------------------
+
+
+async def transfer(
+    conn: Connection, ticket_id: uuid.UUID, *, to_agent: str, to_queue: str, by: str, reason: str, now: datetime
+) -> QueueEntry:
+    """To an agent (who holds it at once, within capacity) or to a queue (routed again from its first step)."""
+    if bool(to_agent) == bool(to_queue):
+        raise InvalidArgument("invalid_argument", "exactly one of to_agent_id and to_queue", field="to_agent_id")
+    entry = await store.lock_entry(conn, ticket_id)
+    if entry is None:
+        raise NotFound("ticket_not_routed", f"ticket {ticket_id} is not in routing")
+    if entry.ticket_status == "closed":
+        raise FailedPrecondition("ticket_closed", "a closed ticket cannot be transferred")
+    if to_agent:
+        return await _to_agent(conn, entry, to_agent, by, reason, now)
+    return await _to_queue(conn, entry, to_queue, by, reason, now)
+
+
+async def _to_agent(
+    conn: Connection, entry: QueueEntry, agent_id: str, by: str, reason: str, now: datetime
+) -> QueueEntry:
+    if entry.agent_id == agent_id and entry.state in (EntryState.ASSIGNED, EntryState.PARKED):
+        return entry
+    agent = await agent_store.lock_agent(conn, agent_id)
+    if agent is None:
+        raise NotFound("agent_not_found", f"agent {agent_id!r} does not exist", agent_id=agent_id)
+    if agent.presence is Presence.OFFLINE:
+        raise FailedPrecondition("agent_offline", f"agent {agent_id!r} is offline")
+    before = entry.agent_id or ""
+    if entry.state is EntryState.PARKED:
+        # Nobody works a parked ticket: the new agent gets it (and its capacity) when it reopens.
+        moved = dataclasses.replace(entry, agent_id=agent_id)
+        released = None
+    else:
+        released = await entries.release_holder(conn, entry, now, "transferred")
+        if not await agent_store.reserve(conn, agent_id, available_only=False, assigned_at=now):
+            raise FailedPrecondition(
+                "agent_over_capacity",
+                f"agent {agent_id!r} already holds {agent.active} of {agent.capacity} tickets",
+                agent_id=agent_id,
+            )
+        waited = now - entry.waiting_since if entry.state is not EntryState.ASSIGNED else None
+        await offer_store.insert_assignment(
+            conn, ticket_id=entry.ticket_id, agent_id=agent_id, queue=entry.queue, via="transfer", waited=waited, at=now
+        )
+        moved = dataclasses.replace(entry, state=EntryState.ASSIGNED, agent_id=agent_id)
+        await entries.cancel_relaxation(conn, entry.ticket_id)
+    await store.save_entry(conn, moved)
+    await publish(
+        conn,
+        event(
+            convert.TICKET_TRANSFERRED,
+            entry.ticket_id,
+            convert.ticket_transferred(
+                entry.ticket_id,
+                from_agent=before,
+                to_agent=agent_id,
+                from_queue=entry.queue,
+                to_queue=entry.queue,
+                by=by,
+                reason=reason,
+            ),
+        ),
+        event(
+            convert.TICKET_ASSIGNED,
+            entry.ticket_id,
+            convert.ticket_assigned(entry.ticket_id, agent_id, entry.queue, now),
+        ),
+    )
+    if released is not None and released != agent_id:
+        await dispatch.dispatch_agent(conn, released, now)
+    return moved
+
+
+async def _to_queue(
+    conn: Connection, entry: QueueEntry, queue_name: str, by: str, reason: str, now: datetime
+) -> QueueEntry:
+    queue = await config_store.get_queue(conn, queue_name)
+    if queue is None:
+        raise NotFound("queue_not_found", f"queue {queue_name!r} does not exist", queue=queue_name)
+    facts = TicketFacts(
+        ticket_id=entry.ticket_id,
+        category=entry.category,
+        language=entry.language,
+        priority=entry.priority,
+        customer_tier=entry.customer_tier,
+        status=entry.ticket_status,
+        version=entry.ticket_version,
+        created_at=entry.ticket_created_at,
+    )
+    rule = rules.rule_for_queue(await config_store.all_rules(conn), queue.name, facts)
+    before_agent = entry.agent_id or ""
+    was_parked = entry.state is EntryState.PARKED
+    released = await entries.release_holder(conn, entry, now, "transferred")
+    moved = dataclasses.replace(
+        entry,
+        queue=queue.name,
+        steps=rule.steps if rule else rules.FALLBACK_STEPS,
+        rule_id=rule.id if rule else None,
+    )
+    await publish(
+        conn,
+        event(
+            convert.TICKET_TRANSFERRED,
+            entry.ticket_id,
+            convert.ticket_transferred(
+                entry.ticket_id,
+                from_agent=before_agent,
+                to_agent="",
+                from_queue=entry.queue,
+                to_queue=queue.name,
+                by=by,
+                reason=reason,
+            ),
+        ),
+    )
+    if was_parked:
+        # It is routed in its new queue when the customer comes back.
+        moved = dataclasses.replace(moved, agent_id=None, step=0, routed_since=now)
+        await store.save_entry(conn, moved)
+    else:
+        moved = await entries.requeue(conn, moved, now, last_agent=released, restart=True, announce=True)
+        moved = await dispatch.offer_ticket(conn, moved, now, queue=queue)
+    if released is not None:
+        await dispatch.dispatch_agent(conn, released, now)
+    return moved

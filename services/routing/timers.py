@@ -1,0 +1,189 @@
+"""Durable timers in Postgres: armed in the caller's transaction, fired exactly once, never early.
+
+Any number of replicas run a ``TimerScheduler``. Each claims due timers with ``FOR UPDATE SKIP LOCKED``
+(``due_at <= now()`` by the database clock, so no replica's clock can fire one early), runs the handler for
+the timer's kind in the same transaction that marks it fired, and sleeps until the next due time or until a
+newly armed timer wakes it (NOTIFY). Timers that came due while everything was down fire on recovery, with
+their lateness recorded. A handler that fails is retried with back-off; its effects roll back each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, listen_forever
+
+log = logging.getLogger(__name__)
+
+_MAX_RETRY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    id: int
+    kind: str
+    key: str
+    due_at: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+
+
+TimerHandler = Callable[[Connection, Timer], Awaitable[None]]
+
+
+async def arm(conn: Connection, *, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any] = {}) -> None:
+    """Arm (or re-arm, moving it) the timer ``kind``/``key`` in the caller's transaction."""
+    await conn.execute(
+        """
+        INSERT INTO timers (kind, key, due_at, payload) VALUES ($1, $2, $3, $4::jsonb)
+        ON CONFLICT (kind, key) DO UPDATE SET
+            due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, armed_at = now(),
+            fired_at = NULL, lateness = NULL, cancelled_at = NULL, attempts = 0, error = NULL
+        """,
+        kind,
+        key,
+        due_at,
+        json.dumps(dict(payload)),
+    )
+
+
+async def cancel(conn: Connection, *, kind: str, key: str) -> bool:
+    """Cancel an armed timer; False if there was none armed."""
+    status = await conn.execute(
+        """
+        UPDATE timers SET cancelled_at = now()
+        WHERE kind = $1 AND key = $2 AND fired_at IS NULL AND cancelled_at IS NULL
+        """,
+        kind,
+        key,
+    )
+    return status != "UPDATE 0"
+
+
+async def cancel_prefix(conn: Connection, *, kind: str, key_prefix: str) -> int:
+    """Cancel every armed timer of ``kind`` whose key starts with ``key_prefix`` (e.g. all of one ticket's)."""
+    status = await conn.execute(
+        """
+        UPDATE timers SET cancelled_at = now()
+        WHERE kind = $1 AND starts_with(key, $2) AND fired_at IS NULL AND cancelled_at IS NULL
+        """,
+        kind,
+        key_prefix,
+    )
+    return int(status.split()[-1])
+
+
+class TimerScheduler:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        handlers: Mapping[str, TimerHandler],
+        *,
+        schema: str,
+        batch_size: int = 200,
+        max_sleep_s: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._handlers = handlers
+        self._channel = f"{schema}_timers"
+        self._batch_size = batch_size
+        self._max_sleep_s = max_sleep_s
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(
+            listen_forever(self._pool, self._channel, self._wake, retry_s=self._max_sleep_s),
+            name=f"{self._channel}-listen",
+        )
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    fired = await self.fire_due()
+                    if fired == self._batch_size:
+                        continue
+                    sleep_s = await self._seconds_to_next()
+                except DB_UNAVAILABLE_ERRORS as exc:
+                    log.warning("timer scheduler pass failed", extra={"error": repr(exc)})
+                    sleep_s = self._max_sleep_s
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(sleep_s, 0.0))
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def fire_due(self) -> int:
+        """Fire one batch of due timers; return how many were claimed."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """
+                SELECT id, kind, key, due_at, payload, attempts FROM timers
+                WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= now()
+                ORDER BY due_at
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+                """,
+                self._batch_size,
+            )
+            fired: list[int] = []
+            for row in rows:
+                timer = Timer(
+                    row["id"], row["kind"], row["key"], row["due_at"], json.loads(row["payload"]), row["attempts"]
+                )
+                if await self._fire(conn, timer):
+                    fired.append(timer.id)
+            if fired:
+                await conn.execute(
+                    """
+                    UPDATE timers SET fired_at = clock_timestamp(), lateness = clock_timestamp() - due_at
+                    WHERE id = ANY($1::bigint[])
+                    """,
+                    fired,
+                )
+        return len(rows)
+
+    async def _fire(self, conn: Connection, timer: Timer) -> bool:
+        handler = self._handlers.get(timer.kind)
+        if handler is None:
+            await conn.execute(
+                "UPDATE timers SET cancelled_at = now(), error = $2 WHERE id = $1", timer.id, "no handler"
+            )
+            log.error("timer with no handler cancelled", extra={"kind": timer.kind, "key": timer.key})
+            return False
+        try:
+            async with conn.transaction():  # a savepoint: a failing handler leaves no trace
+                await handler(conn, timer)
+        except Exception as exc:
+            retry_in = min(2.0**timer.attempts, _MAX_RETRY_S)
+            await conn.execute(
+                "UPDATE timers SET due_at = now() + $2, attempts = attempts + 1, error = $3 WHERE id = $1",
+                timer.id,
+                timedelta(seconds=retry_in),
+                repr(exc)[:1000],
+            )
+            log.warning(
+                "timer handler failed; retrying",
+                extra={"kind": timer.kind, "key": timer.key, "retry_in_s": retry_in, "error": repr(exc)},
+            )
+            return False
+        return True
+
+    async def _seconds_to_next(self) -> float:
+        async with self._pool.acquire() as conn:
+            seconds = await conn.fetchval(
+                """
+                SELECT extract(epoch FROM min(due_at) - now()) FROM timers
+                WHERE fired_at IS NULL AND cancelled_at IS NULL
+                """
+            )
+        return self._max_sleep_s if seconds is None else min(float(seconds), self._max_sleep_s)

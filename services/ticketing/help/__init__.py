@@ -1,0 +1,1 @@
+"""The help centre: FAQ articles in zh and en, search, ticket deflection and search gaps."""

@@ -1,0 +1,3 @@
+from tests.integration.bus_fixtures import js, nc
+
+__all__ = ["js", "nc"]

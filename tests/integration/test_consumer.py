@@ -1,0 +1,174 @@
+"""Consumers apply each event once, however often it arrives, and dead-letter what can never succeed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from nats.js import JetStreamContext
+
+from services.kit.bus import store
+from services.kit.bus.consumer import EventConsumer, PoisonEvent
+from services.kit.bus.envelope import Envelope
+from services.kit.bus.streams import TICKETING, ConsumerSpec, declare_consumer
+from services.kit.db import Connection
+from tests.integration.bus_fixtures import BUS, migrated_pool
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+SPEC = ConsumerSpec(TICKETING, "test-consumer", ("support.ticketing.v1.ticket.created",))
+SUBJECT = "support.ticketing.v1.ticket.created"
+
+
+class Recorder:
+    """A handler that counts applications per event in the consumer's transaction."""
+
+    def __init__(self, fail_first: int = 0, poison: set[str] | None = None) -> None:
+        self.fail_first = fail_first
+        self.poison = poison or set()
+        self.attempts = 0
+
+    async def __call__(self, conn: Connection, event: Envelope) -> None:
+        self.attempts += 1
+        if event.id in self.poison:
+            raise PoisonEvent("cannot apply this one")
+        if self.attempts <= self.fail_first:
+            raise ConnectionError("transient")
+        await conn.execute(
+            """
+            INSERT INTO applied (event_id, times) VALUES ($1, 1)
+            ON CONFLICT (event_id) DO UPDATE SET times = applied.times + 1
+            """,
+            event.id,
+        )
+
+
+@pytest.fixture
+async def pool(fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await migrated_pool(fresh_database_url, "ticketing", "services.ticketing")
+    await pool.execute("CREATE TABLE applied (event_id text PRIMARY KEY, times int NOT NULL)")
+    yield pool
+    await pool.close()
+
+
+async def run(js: JetStreamContext, pool: asyncpg.Pool, handler: Recorder) -> asyncio.Task[None]:
+    await declare_consumer(js, SPEC, BUS)
+    consumer = EventConsumer(js, pool, SPEC, handler, max_deliver=BUS.consumer_max_deliver, fetch_timeout_s=0.5)
+    return asyncio.create_task(consumer.run())
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def event() -> Envelope:
+    return Envelope.new(type=SUBJECT, source="test", subject=str(uuid.uuid4()), data=b"x")
+
+
+async def times_applied(pool: asyncpg.Pool) -> dict[str, int]:
+    return {r["event_id"]: r["times"] for r in await pool.fetch("SELECT event_id, times FROM applied")}
+
+
+async def settled(js: JetStreamContext) -> bool:
+    info = await js.consumer_info(TICKETING.name, SPEC.durable)
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
+async def test_a_duplicated_event_is_applied_once(js: JetStreamContext, pool: asyncpg.Pool) -> None:
+    first, second = event(), event()
+    # The same event twice under different message ids gets past JetStream's de-duplication.
+    for e in (first, first, second):
+        await js.publish(SUBJECT, e.data, headers={**e.headers(), "Nats-Msg-Id": str(uuid.uuid4())})
+    task = await run(js, pool, Recorder())
+    try:
+        await eventually(lambda: settled(js), what="all messages acknowledged")
+        assert await times_applied(pool) == {first.id: 1, second.id: 1}
+    finally:
+        await stop(task)
+
+
+async def test_a_redelivery_after_commit_without_ack_is_not_applied_again(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    e = event()
+    await js.publish(SUBJECT, e.data, headers=e.headers())
+    await declare_consumer(js, SPEC, BUS)
+    # A consumer that committed its transaction and died before acking.
+    sub = await js.pull_subscribe_bind(durable=SPEC.durable, stream=TICKETING.name)
+    [msg] = await sub.fetch(1, timeout=5)
+    async with pool.acquire() as conn, conn.transaction():
+        assert await store.claim_event(conn, SPEC.durable, e.id)
+        await Recorder()(conn, e)
+    await sub.unsubscribe()
+
+    handler = Recorder()
+    task = await run(js, pool, handler)  # the message comes back after ack_wait
+    try:
+        await eventually(lambda: settled(js), what="the redelivery to be acknowledged")
+        assert await times_applied(pool) == {e.id: 1}
+        assert handler.attempts == 0, "the inbox must stop the handler from running again"
+        assert msg.metadata.num_delivered == 1
+    finally:
+        await stop(task)
+
+
+async def test_a_transient_failure_is_retried_until_it_succeeds(js: JetStreamContext, pool: asyncpg.Pool) -> None:
+    e = event()
+    await js.publish(SUBJECT, e.data, headers=e.headers())
+    handler = Recorder(fail_first=2)
+    task = await run(js, pool, handler)
+    try:
+        await eventually(lambda: settled(js), what="the retried event to be acknowledged")
+        assert await times_applied(pool) == {e.id: 1}
+        assert handler.attempts == 3
+        async with pool.acquire() as conn:
+            assert await store.list_dead_letters(conn) == []
+    finally:
+        await stop(task)
+
+
+async def test_poison_is_dead_lettered_and_everything_else_keeps_flowing(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    good, bad = event(), event()
+    await js.publish(SUBJECT, b"\xff not an event")  # no CloudEvents headers at all
+    await js.publish(SUBJECT, bad.data, headers=bad.headers())
+    await js.publish(SUBJECT, good.data, headers=good.headers())
+    task = await run(js, pool, Recorder(poison={bad.id}))
+    try:
+        await eventually(lambda: settled(js), what="every message settled")
+        assert await times_applied(pool) == {good.id: 1}
+        async with pool.acquire() as conn:
+            letters = await store.list_dead_letters(conn, SPEC.durable)
+        assert [(letter.event_id, letter.nats_subject) for letter in letters] == [(None, SUBJECT), (bad.id, SUBJECT)]
+        assert letters[0].payload == b"\xff not an event"
+        assert "not a valid event" in letters[0].error
+        assert "PoisonEvent" in letters[1].error
+    finally:
+        await stop(task)
+
+
+async def test_an_event_that_keeps_failing_is_dead_lettered_after_max_deliver(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    e = event()
+    await js.publish(SUBJECT, e.data, headers=e.headers())
+    handler = Recorder(fail_first=1_000)
+    task = await run(js, pool, handler)
+    try:
+
+        async def dead_lettered() -> bool:
+            async with pool.acquire() as conn:
+                return len(await store.list_dead_letters(conn)) == 1
+
+        await eventually(dead_lettered, what="the dead letter")
+        await eventually(lambda: settled(js), what="the message terminated")
+        assert handler.attempts == BUS.consumer_max_deliver
+        assert await times_applied(pool) == {}
+    finally:
+        await stop(task)

@@ -1,0 +1,205 @@
+"""``/v1/tickets`` and its conversation through the real gateway app against the real ticketing service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from nats.js import JetStreamContext
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from services.kit.grpc_server import GrpcServer
+from services.kit.service import Runtime
+from services.ticketing.__main__ import TicketingSettings, definition
+from tests.integration.bus_fixtures import migrated_pool
+from tests.integration.test_gateway_help import Auth, assert_problem, auth, running_gateway
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["auth"]  # fixture re-used from the help tests
+
+PHRASE = "avoid mass luggage choice fabric argue gather cash brand thought elegant divide"
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, fresh_database_url: str, js: JetStreamContext) -> AsyncIterator[httpx.AsyncClient]:
+    pool = await migrated_pool(fresh_database_url, "ticketing", "services.ticketing")
+    settings = TicketingSettings(database_url=fresh_database_url)
+    service = definition(settings)
+    runtime = Runtime(settings=settings, pool=pool, js=js)
+    server = GrpcServer("127.0.0.1", 0, lambda s: service.register(s, runtime), service.grpc_services)
+    await server.start()
+    async with running_gateway(tmp_path, server.address) as client:
+        yield client
+    await server.stop(0)
+    await pool.close()
+
+
+async def open_ticket(gateway: httpx.AsyncClient, auth: Auth, customer: str = "c-1", **body: Any) -> dict[str, Any]:
+    payload = {"channel": "app", "category": "complaint", "subject": "Charged twice", "language": "en", **body}
+    response = await gateway.post("/v1/tickets", json=payload, headers=auth("customer", customer))
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_a_complaint_from_first_message_to_rating(gateway: httpx.AsyncClient, auth: Auth) -> None:
+    customer, agent = auth("customer", "c-1"), auth("agent", "a-1")
+    ticket = await open_ticket(gateway, auth)
+    tid = ticket["id"]
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = await gateway.post(f"/v1/tickets/{tid}/messages", json={"body": "Order 8812"}, headers={**customer, **key})
+    retry = await gateway.post(f"/v1/tickets/{tid}/messages", json={"body": "Order 8812"}, headers={**customer, **key})
+    assert (first.status_code, retry.status_code, retry.json()) == (201, 200, first.json())
+    note = {"body": "bank says refund is on its way", "visibility": "internal"}
+    assert (await gateway.post(f"/v1/tickets/{tid}/messages", json=note, headers=agent)).status_code == 201
+
+    as_customer = (await gateway.get(f"/v1/tickets/{tid}/messages", headers=customer)).json()["messages"]
+    as_agent = (await gateway.get(f"/v1/tickets/{tid}/messages", headers=agent)).json()["messages"]
+    assert [m["body"] for m in as_customer] == ["Order 8812"]
+    assert [m["visibility"] for m in as_agent] == ["public", "internal"]
+    assert as_customer[0]["author"] == {"type": "customer", "id": "c-1"}
+
+    resolve = {"status": "resolved", "resolution_note": "Duplicate charge refunded"}
+    resolved = await gateway.patch(f"/v1/tickets/{tid}", json=resolve, headers=agent)
+    assert resolved.status_code == 200, resolved.text
+    assert (resolved.json()["status"], resolved.json()["resolution_note"]) == ("resolved", "Duplicate charge refunded")
+    rated = await gateway.post(f"/v1/tickets/{tid}/csat", json={"score": 5, "comment": "Fast"}, headers=customer)
+    assert rated.json()["csat"]["score"] == 5
+    again = await gateway.post(f"/v1/tickets/{tid}/csat", json={"score": 1}, headers=customer)
+    assert_problem(again, 409, "csat_already_recorded")
+    closed = await gateway.patch(f"/v1/tickets/{tid}", json={"status": "closed"}, headers=customer)
+    assert closed.json()["status"] == "closed"
+
+    timeline = (await gateway.get(f"/v1/tickets/{tid}/timeline", headers=agent)).json()["entries"]
+    assert [e["action"] for e in timeline] == [
+        "created",
+        "message_added",
+        "note_added",
+        "status_changed",
+        "csat_recorded",
+        "status_changed",
+    ]
+    assert [e["version"] for e in timeline] == [1, 2, 3, 4, 5, 6]
+    assert_problem(await gateway.get(f"/v1/tickets/{tid}/timeline", headers=customer), 403, "forbidden")
+
+
+async def test_customers_never_reach_anothers_ticket(gateway: httpx.AsyncClient, auth: Auth) -> None:
+    tid = (await open_ticket(gateway, auth))["id"]
+    other = auth("customer", "c-2")
+    for response in (
+        await gateway.get(f"/v1/tickets/{tid}", headers=other),
+        await gateway.get(f"/v1/tickets/{tid}/messages", headers=other),
+        await gateway.post(f"/v1/tickets/{tid}/messages", json={"body": "hi"}, headers=other),
+        await gateway.patch(f"/v1/tickets/{tid}", json={"status": "closed"}, headers=other),
+        await gateway.post(f"/v1/tickets/{tid}/csat", json={"score": 1}, headers=other),
+    ):
+        assert_problem(response, 404, "ticket_not_found")
+    listed = (await gateway.get("/v1/tickets", headers=other)).json()
+    assert listed["tickets"] == []
+    assert_problem(await gateway.get("/v1/tickets?customer_id=c-1", headers=other), 403, "filter_not_allowed")
+
+
+async def test_lists_are_filtered_by_who_asks(gateway: httpx.AsyncClient, auth: Auth) -> None:
+    mine = [(await open_ticket(gateway, auth, "c-5"))["id"] for _ in range(3)]
+    await open_ticket(gateway, auth, "c-6")
+    page = await gateway.get("/v1/tickets", params={"page_size": 2}, headers=auth("customer", "c-5"))
+    rest = await gateway.get(
+        "/v1/tickets", params={"page_token": page.json()["next_page_token"]}, headers=auth("customer", "c-5")
+    )
+    assert [t["id"] for t in page.json()["tickets"] + rest.json()["tickets"]] == mine[::-1]
+    every = await gateway.get("/v1/tickets", params={"status": ["new"]}, headers=auth("supervisor", "s-1"))
+    assert len(every.json()["tickets"]) == 4
+    held = await gateway.get("/v1/tickets", headers=auth("agent", "a-9"))
+    assert held.json()["tickets"] == []
+
+
+async def test_bad_updates_are_refused_with_stable_codes(gateway: httpx.AsyncClient, auth: Auth) -> None:
+    tid = (await open_ticket(gateway, auth))["id"]
+    agent = auth("agent", "a-1")
+    assert_problem(await gateway.patch(f"/v1/tickets/{tid}", json={}, headers=agent), 422, "nothing_to_change")
+    assert_problem(
+        await gateway.patch(f"/v1/tickets/{tid}", json={"status": "closed"}, headers=agent), 409, "illegal_transition"
+    )
+    assert_problem(
+        await gateway.patch(f"/v1/tickets/{tid}", json={"status": "open", "colour": "red"}, headers=agent),
+        422,
+        "validation_failed",
+    )
+    assert_problem(
+        await gateway.patch(f"/v1/tickets/{tid}", json={"status": "open"}, headers=auth("customer", "c-1")),
+        403,
+        "status_change_forbidden",
+    )
+    stale = await gateway.patch(f"/v1/tickets/{tid}", json={"status": "open", "expected_version": 7}, headers=agent)
+    assert_problem(stale, 409, "version_conflict")
+    after = (await gateway.get(f"/v1/tickets/{tid}", headers=agent)).json()
+    assert (after["status"], after["version"]) == ("new", 1)
+
+
+async def test_secrets_are_redacted_and_requests_for_them_refused(gateway: httpx.AsyncClient, auth: Auth) -> None:
+    tid = (await open_ticket(gateway, auth, category="suspicious_activity"))["id"]
+    pasted = await gateway.post(
+        f"/v1/tickets/{tid}/messages", json={"body": f"here: {PHRASE}"}, headers=auth("customer", "c-1")
+    )
+    assert pasted.status_code == 201, pasted.text
+    assert "luggage" not in pasted.json()["body"]
+    assert pasted.json()["redactions"] == ["recovery_phrase"]
+    ticket = (await gateway.get(f"/v1/tickets/{tid}", headers=auth("customer", "c-1"))).json()
+    assert ticket["flags"] == ["secret_exposed"]
+    conversation = (await gateway.get(f"/v1/tickets/{tid}/messages", headers=auth("customer", "c-1"))).json()
+    assert conversation["messages"][-1]["author"]["type"] == "system"
+    scam = {"body": "To verify your account, reply with your 12 word recovery phrase"}
+    refused = await gateway.post(f"/v1/tickets/{tid}/messages", json=scam, headers=auth("agent", "a-1"))
+    assert_problem(refused, 409, "secret_request_refused")
+
+
+async def test_priority_rules_are_admin_configuration(gateway: httpx.AsyncClient, auth: Auth) -> None:
+    rules = await gateway.get("/v1/priority-rules", headers=auth("supervisor", "s-1"))
+    assert {r["category"]: r["priority"] for r in rules.json()}["payment_failed"] == "urgent"
+    assert_problem(await gateway.get("/v1/priority-rules", headers=auth("customer", "c-1")), 403, "forbidden")
+    changed = await gateway.put("/v1/priority-rules/other", json={"priority": "high"}, headers=auth("admin", "ad-1"))
+    assert changed.json() == {"category": "other", "priority": "high"}
+    assert (await open_ticket(gateway, auth, category="other"))["priority"] == "high"
+    refused = await gateway.put(
+        "/v1/priority-rules/payment_failed", json={"priority": "low"}, headers=auth("admin", "ad-1")
+    )
+    assert_problem(refused, 400, "priority_rule_refused")
+    assert_problem(
+        await gateway.put("/v1/priority-rules/other", json={"priority": "low"}, headers=auth("supervisor", "s-1")),
+        403,
+        "forbidden",
+    )
+
+
+async def test_one_trace_from_the_http_request_to_the_timeline(
+    gateway: httpx.AsyncClient, auth: Auth, spans: InMemorySpanExporter
+) -> None:
+    tid = (await open_ticket(gateway, auth))["id"]
+    http_spans = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER and "POST" in s.name]
+    grpc_spans = [s for s in spans.get_finished_spans() if s.name.endswith("/CreateTicket")]
+    assert http_spans
+    assert grpc_spans
+    trace_ids = {format(s.context.trace_id, "032x") for s in [*http_spans, *grpc_spans]}
+    assert len(trace_ids) == 1, "the gateway's request and ticketing's RPC must be one trace"
+    entries = (await gateway.get(f"/v1/tickets/{tid}/timeline", headers=auth("agent", "a-1"))).json()["entries"]
+    assert entries[0]["trace_id"] == trace_ids.pop()
+
+
+async def test_search_text_stays_out_of_traces(
+    gateway: httpx.AsyncClient, auth: Auth, spans: InMemorySpanExporter
+) -> None:
+    response = await gateway.get(
+        "/v1/help/articles", params={"q": f"lost wallet {PHRASE}"}, headers=auth("customer", "c-1")
+    )
+    assert response.status_code == 200, response.text
+    recorded = spans.get_finished_spans()
+    assert recorded
+    for span in recorded:
+        for value in (span.attributes or {}).values():
+            assert "luggage" not in str(value), f"{span.name} recorded the query"

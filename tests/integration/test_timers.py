@@ -1,0 +1,118 @@
+"""Durable timers: exactly once, never early, across replicas and outages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from services.kit.db import Connection
+from services.routing import timers
+from services.routing.timers import Timer, TimerScheduler
+from tests.integration.bus_fixtures import migrated_pool
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await migrated_pool(fresh_database_url, "routing", "services.routing")
+    await pool.execute("CREATE TABLE fired (key text, at timestamptz DEFAULT clock_timestamp(), due timestamptz)")
+    yield pool
+    await pool.close()
+
+
+async def record(conn: Connection, timer: Timer) -> None:
+    await conn.execute("INSERT INTO fired (key, due) VALUES ($1, $2)", timer.key, timer.due_at)
+
+
+async def arm_in(pool: asyncpg.Pool, key: str, seconds: float, kind: str = "test") -> None:
+    async with pool.acquire() as conn:
+        now = await conn.fetchval("SELECT now()")
+        await timers.arm(conn, kind=kind, key=key, due_at=now + timedelta(seconds=seconds))
+
+
+def run(pool: asyncpg.Pool, **handlers: object) -> asyncio.Task[None]:
+    scheduler = TimerScheduler(pool, handlers or {"test": record}, schema="routing", batch_size=50)  # type: ignore[arg-type]
+    return asyncio.create_task(scheduler.run())
+
+
+async def stop(*tasks: asyncio.Task[None]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def count(pool: asyncpg.Pool, sql: str) -> int:
+    value: int = await pool.fetchval(sql)
+    return value
+
+
+async def test_every_timer_fires_once_never_early_across_two_replicas(pool: asyncpg.Pool) -> None:
+    for i in range(300):
+        await arm_in(pool, f"t{i}", 0.2 + (i % 10) * 0.05)
+    replicas = [run(pool), run(pool)]
+    try:
+        await eventually(lambda: _all_fired(pool, 300), what="300 timers fired")
+    finally:
+        await stop(*replicas)
+    assert await count(pool, "SELECT count(DISTINCT key) FROM fired") == 300
+    assert await count(pool, "SELECT count(*) FROM fired") == 300, "a timer fired twice"
+    assert await count(pool, "SELECT count(*) FROM fired WHERE at < due") == 0, "a timer fired early"
+    assert await count(pool, "SELECT count(*) FROM timers WHERE lateness IS NULL") == 0
+
+
+async def _all_fired(pool: asyncpg.Pool, n: int) -> bool:
+    return await count(pool, "SELECT count(*) FROM fired") >= n
+
+
+async def test_timers_due_during_an_outage_fire_on_recovery_with_lateness(pool: asyncpg.Pool) -> None:
+    await arm_in(pool, "overdue", -30)  # came due while no scheduler ran
+    scheduler = run(pool)
+    try:
+        await eventually(lambda: _all_fired(pool, 1), what="the overdue timer")
+    finally:
+        await stop(scheduler)
+    lateness = await pool.fetchval("SELECT extract(epoch FROM lateness) FROM timers WHERE key = 'overdue'")
+    assert lateness >= 30
+
+
+async def test_cancelled_timers_never_fire_and_re_arming_moves_one(pool: asyncpg.Pool) -> None:
+    await arm_in(pool, "cancelled", 0.1)
+    await arm_in(pool, "moved", 3600)
+    async with pool.acquire() as conn:
+        assert await timers.cancel(conn, kind="test", key="cancelled")
+        assert not await timers.cancel(conn, kind="test", key="cancelled")
+    await arm_in(pool, "moved", 0.1)  # re-armed earlier: the sleeping scheduler must wake for it
+    await arm_in(pool, "canary", 0.3)
+    scheduler = run(pool)
+    try:
+        await eventually(lambda: _all_fired(pool, 2), what="the moved timer and the canary")
+    finally:
+        await stop(scheduler)
+    assert sorted(r["key"] for r in await pool.fetch("SELECT key FROM fired")) == ["canary", "moved"]
+
+
+async def test_a_failing_handler_is_retried_and_its_effects_roll_back(pool: asyncpg.Pool) -> None:
+    calls = 0
+
+    async def flaky(conn: Connection, timer: Timer) -> None:
+        nonlocal calls
+        calls += 1
+        await record(conn, timer)
+        if calls == 1:
+            raise RuntimeError("first attempt fails")
+
+    await arm_in(pool, "flaky", 0)
+    scheduler = run(pool, test=flaky)
+    try:
+        await eventually(lambda: _all_fired(pool, 1), what="the retried timer")
+    finally:
+        await stop(scheduler)
+    assert calls == 2
+    assert await count(pool, "SELECT count(*) FROM fired") == 1, "the failed attempt's effects must roll back"
+    assert await count(pool, "SELECT attempts FROM timers") == 1
