@@ -399,7 +399,7 @@ async def test_customer_reading_someone_elses_ticket_is_404(gateway: httpx.Async
 
 
 async def test_ticket_routing_for_staff(gateway: httpx.AsyncClient, auth: Any) -> None:
-    response = await gateway.get("/v1/tickets/t-1/routing", headers=auth("agent", "a-1"))
+    response = await gateway.get("/v1/tickets/t-1/routing", headers=auth("supervisor", "s-1"))
     assert response.status_code == 200
     entry = response.json()
     assert entry["queue"] == "payments"

@@ -49,7 +49,8 @@ async def open_ticket(gateway: httpx.AsyncClient, auth: Auth, customer: str = "c
 
 
 async def test_a_complaint_from_first_message_to_rating(gateway: httpx.AsyncClient, auth: Auth) -> None:
-    customer, agent = auth("customer", "c-1"), auth("agent", "a-1")
+    # Staff here is a supervisor: an agent would first have to be routed the ticket (see the access tests).
+    customer, staff = auth("customer", "c-1"), auth("supervisor", "s-1")
     ticket = await open_ticket(gateway, auth)
     tid = ticket["id"]
     key = {"Idempotency-Key": str(uuid.uuid4())}
@@ -57,16 +58,16 @@ async def test_a_complaint_from_first_message_to_rating(gateway: httpx.AsyncClie
     retry = await gateway.post(f"/v1/tickets/{tid}/messages", json={"body": "Order 8812"}, headers={**customer, **key})
     assert (first.status_code, retry.status_code, retry.json()) == (201, 200, first.json())
     note = {"body": "bank says refund is on its way", "visibility": "internal"}
-    assert (await gateway.post(f"/v1/tickets/{tid}/messages", json=note, headers=agent)).status_code == 201
+    assert (await gateway.post(f"/v1/tickets/{tid}/messages", json=note, headers=staff)).status_code == 201
 
     as_customer = (await gateway.get(f"/v1/tickets/{tid}/messages", headers=customer)).json()["messages"]
-    as_agent = (await gateway.get(f"/v1/tickets/{tid}/messages", headers=agent)).json()["messages"]
+    as_agent = (await gateway.get(f"/v1/tickets/{tid}/messages", headers=staff)).json()["messages"]
     assert [m["body"] for m in as_customer] == ["Order 8812"]
     assert [m["visibility"] for m in as_agent] == ["public", "internal"]
     assert as_customer[0]["author"] == {"type": "customer", "id": "c-1"}
 
     resolve = {"status": "resolved", "resolution_note": "Duplicate charge refunded"}
-    resolved = await gateway.patch(f"/v1/tickets/{tid}", json=resolve, headers=agent)
+    resolved = await gateway.patch(f"/v1/tickets/{tid}", json=resolve, headers=staff)
     assert resolved.status_code == 200, resolved.text
     assert (resolved.json()["status"], resolved.json()["resolution_note"]) == ("resolved", "Duplicate charge refunded")
     rated = await gateway.post(f"/v1/tickets/{tid}/csat", json={"score": 5, "comment": "Fast"}, headers=customer)
@@ -76,7 +77,7 @@ async def test_a_complaint_from_first_message_to_rating(gateway: httpx.AsyncClie
     closed = await gateway.patch(f"/v1/tickets/{tid}", json={"status": "closed"}, headers=customer)
     assert closed.json()["status"] == "closed"
 
-    timeline = (await gateway.get(f"/v1/tickets/{tid}/timeline", headers=agent)).json()["entries"]
+    timeline = (await gateway.get(f"/v1/tickets/{tid}/timeline", headers=staff)).json()["entries"]
     assert [e["action"] for e in timeline] == [
         "created",
         "message_added",
@@ -121,7 +122,7 @@ async def test_lists_are_filtered_by_who_asks(gateway: httpx.AsyncClient, auth: 
 
 async def test_bad_updates_are_refused_with_stable_codes(gateway: httpx.AsyncClient, auth: Auth) -> None:
     tid = (await open_ticket(gateway, auth))["id"]
-    agent = auth("agent", "a-1")
+    agent = auth("supervisor", "s-1")
     assert_problem(await gateway.patch(f"/v1/tickets/{tid}", json={}, headers=agent), 422, "nothing_to_change")
     assert_problem(
         await gateway.patch(f"/v1/tickets/{tid}", json={"status": "closed"}, headers=agent), 409, "illegal_transition"
@@ -155,7 +156,7 @@ async def test_secrets_are_redacted_and_requests_for_them_refused(gateway: httpx
     conversation = (await gateway.get(f"/v1/tickets/{tid}/messages", headers=auth("customer", "c-1"))).json()
     assert conversation["messages"][-1]["author"]["type"] == "system"
     scam = {"body": "To verify your account, reply with your 12 word recovery phrase"}
-    refused = await gateway.post(f"/v1/tickets/{tid}/messages", json=scam, headers=auth("agent", "a-1"))
+    refused = await gateway.post(f"/v1/tickets/{tid}/messages", json=scam, headers=auth("supervisor", "s-1"))
     assert_problem(refused, 409, "secret_request_refused")
 
 
@@ -187,7 +188,7 @@ async def test_one_trace_from_the_http_request_to_the_timeline(
     assert grpc_spans
     trace_ids = {format(s.context.trace_id, "032x") for s in [*http_spans, *grpc_spans]}
     assert len(trace_ids) == 1, "the gateway's request and ticketing's RPC must be one trace"
-    entries = (await gateway.get(f"/v1/tickets/{tid}/timeline", headers=auth("agent", "a-1"))).json()["entries"]
+    entries = (await gateway.get(f"/v1/tickets/{tid}/timeline", headers=auth("supervisor", "s-1"))).json()["entries"]
     assert entries[0]["trace_id"] == trace_ids.pop()
 
 

@@ -1,7 +1,8 @@
 """``/v1/tickets/{id}/messages``, ``/timeline`` and ``/csat``: what is said on a ticket and what happened to it.
 
 Customers read and write only the public conversation of their own tickets; internal notes are never
-returned to them. Text is redacted by ticketing before it is stored, so what comes back is what was kept.
+returned to them. Agents work only on tickets they hold or are offered, and see personal data masked.
+Text is redacted by ticketing before it is stored, so what comes back is what was kept.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response
 
+from services.gateway.access import check_ticket_access, message_for, messages_for, readable_ticket
 from services.gateway.auth import ANY_ROLE, STAFF, require_roles
 from services.gateway.clients import ServiceClients
 from services.gateway.deps import get_clients
@@ -17,7 +19,7 @@ from services.gateway.openapi import problem_responses
 from services.gateway.principal import Principal, Role
 from services.gateway.problems import ProblemError
 from services.gateway.routes.paging import PageSize, PageToken
-from services.gateway.routes.tickets import TicketIdPath, readable_ticket, request_id_for
+from services.gateway.routes.tickets import TicketIdPath, request_id_for
 from services.gateway.schemas import (
     CsatIn,
     MessageIn,
@@ -43,12 +45,11 @@ async def list_messages(
     page_size: PageSize = None,
     page_token: PageToken = None,
 ) -> MessagePage:
-    customer = principal.role is Role.CUSTOMER
-    if customer:
-        await readable_ticket(clients, principal, ticket_id)
-    return await clients.list_messages(
-        ticket_id, include_internal=not customer, page_size=page_size, page_token=page_token
+    await check_ticket_access(clients, principal, ticket_id)
+    page = await clients.list_messages(
+        ticket_id, include_internal=principal.is_staff, page_size=page_size, page_token=page_token
     )
+    return messages_for(principal, page)
 
 
 @router.post(
@@ -77,15 +78,14 @@ async def add_message(
 ) -> MessageOut:
     if not body.body and not body.attachments:
         raise ProblemError(422, "empty_message", "A message needs a body or an attachment.")
-    if principal.role is Role.CUSTOMER:
-        if body.visibility is MessageVisibility.INTERNAL:
-            raise ProblemError(403, "internal_note_forbidden", "Customers cannot write internal notes.")
-        await readable_ticket(clients, principal, ticket_id)
+    if principal.role is Role.CUSTOMER and body.visibility is MessageVisibility.INTERNAL:
+        raise ProblemError(403, "internal_note_forbidden", "Customers cannot write internal notes.")
+    await check_ticket_access(clients, principal, ticket_id)
     message, created = await clients.add_message(
         ticket_id, body, principal, request_id=request_id_for(principal, idempotency_key)
     )
     response.status_code = 201 if created else 200
-    return message
+    return message_for(principal, message)
 
 
 @router.get(
@@ -95,11 +95,12 @@ async def add_message(
 )
 async def timeline(
     ticket_id: TicketIdPath,
-    _principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+    principal: Annotated[Principal, Depends(require_roles(*STAFF))],
     clients: Annotated[ServiceClients, Depends(get_clients)],
     page_size: PageSize = None,
     page_token: PageToken = None,
 ) -> TimelinePage:
+    await check_ticket_access(clients, principal, ticket_id)
     return await clients.list_timeline(ticket_id, page_size=page_size, page_token=page_token)
 
 

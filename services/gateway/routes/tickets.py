@@ -7,9 +7,9 @@ never opens a second ticket; the replay answers 200 with the current state of th
 201. Comparing a replay's body with the original (422 on a difference) and answering 409 while the
 first call is still in flight need stored responses, which this version does not keep.
 
-Reading: a customer sees only their own tickets (anyone else's is the same 404 as a missing one); an
-agent lists the tickets they hold; supervisors and admins list any. In this version staff read and
-update any single ticket; tying agents to what they hold or are offered comes with routing's offers.
+Reading: a customer sees only their own tickets, an agent only those they hold or are offered (see
+``services.gateway.access``); anything else is the same 404 as a missing ticket. Agents list the tickets
+they hold and see personal data masked; supervisors and admins see and list any.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
 from services.gateway import mapping
+from services.gateway.access import check_ticket_access, readable_ticket, ticket_for, tickets_for
 from services.gateway.auth import ANY_ROLE, STAFF, require_roles
 from services.gateway.clients import ServiceClients
 from services.gateway.deps import get_clients
@@ -47,11 +48,6 @@ STAFF_ONLY_FIELDS = ("priority", "customer_tier")
 TicketIdPath = Annotated[
     str, Path(min_length=1, max_length=MAX_TICKET_ID, pattern=TICKET_ID_PATTERN, description="Ticket id.")
 ]
-
-
-def ticket_not_found() -> ProblemError:
-    # One body for "absent" and "not yours", so a customer cannot probe which ids exist.
-    return ProblemError(404, "ticket_not_found", "Ticket not found.")
 
 
 def request_id_for(principal: Principal, idempotency_key: str | None) -> str:
@@ -93,7 +89,7 @@ async def create_ticket(
     )
     response.headers["Location"] = f"/v1/tickets/{quote(ticket.id, safe='')}"
     response.status_code = 201 if created else 200
-    return ticket
+    return ticket_for(principal, ticket)
 
 
 def _customer_for(principal: Principal, body: CreateTicketIn) -> str:
@@ -144,7 +140,7 @@ async def list_tickets(
         if assignee_id not in (None, principal.subject):
             raise ProblemError(403, "filter_not_allowed", "Agents list the tickets they hold.")
         assignee_id = principal.subject
-    return await clients.list_tickets(
+    page = await clients.list_tickets(
         mapping.list_tickets_request(
             customer_id=customer_id,
             assignee_id=assignee_id,
@@ -153,19 +149,7 @@ async def list_tickets(
             page_token=page_token,
         )
     )
-
-
-async def readable_ticket(clients: ServiceClients, principal: Principal, ticket_id: str) -> TicketOut:
-    """The ticket, if the caller may see it; otherwise the same 404 as a missing ticket."""
-    try:
-        ticket = await clients.get_ticket(ticket_id)
-    except ProblemError as exc:
-        if exc.status_code == 404:
-            raise ticket_not_found() from None
-        raise
-    if principal.role is Role.CUSTOMER and ticket.customer_id != principal.subject:
-        raise ticket_not_found()
-    return ticket
+    return tickets_for(principal, page)
 
 
 @router.get(
@@ -178,7 +162,7 @@ async def get_ticket(
     principal: Annotated[Principal, Depends(require_roles(*ANY_ROLE))],
     clients: Annotated[ServiceClients, Depends(get_clients)],
 ) -> TicketOut:
-    return await readable_ticket(clients, principal, ticket_id)
+    return ticket_for(principal, await readable_ticket(clients, principal, ticket_id))
 
 
 @router.patch(
@@ -199,9 +183,8 @@ async def update_ticket(
 ) -> TicketOut:
     if body.status is None and body.priority is None:
         raise ProblemError(422, "nothing_to_change", "Give a status, a priority, or both.")
-    if principal.role is Role.CUSTOMER:
-        await readable_ticket(clients, principal, ticket_id)
-    return await clients.update_ticket(ticket_id, body, principal)
+    await check_ticket_access(clients, principal, ticket_id)
+    return ticket_for(principal, await clients.update_ticket(ticket_id, body, principal))
 
 
 @router.get(
@@ -211,7 +194,8 @@ async def update_ticket(
 )
 async def get_ticket_routing(
     ticket_id: TicketIdPath,
-    _principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+    principal: Annotated[Principal, Depends(require_roles(*STAFF))],
     clients: Annotated[ServiceClients, Depends(get_clients)],
 ) -> QueueEntryOut:
+    await check_ticket_access(clients, principal, ticket_id)
     return await clients.get_ticket_routing(ticket_id)
