@@ -1,0 +1,135 @@
+"""A lean HTTP/1.1 load generator: keep-alive connections over asyncio streams.
+
+Load and servers share this machine's cores, so the generator must cost as little as possible per request;
+general-purpose clients (httpx) spend more CPU per request than the servers under test. It speaks only what
+the benchmarks need: fixed requests, ``Content-Length`` responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Results:
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def record(self, status: int, latency_ms: float) -> None:
+        self.latencies_ms.append(latency_ms)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.elapsed_s if self.elapsed_s else 0.0
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+RequestFactory = Callable[[], bytes]
+
+
+def request_bytes(method: str, host: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        """Status and body; status 0 when the server dropped the connection (it is then reopened)."""
+        try:
+            return await self._exchange(request)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.close()
+            self.reader, self.writer = await asyncio.open_connection(*self.writer.get_extra_info("peername")[:2])
+            return 0, b""
+
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def saturate(host: str, port: int, make: RequestFactory, *, connections: int, duration_s: float) -> Results:
+    """Closed loop: ``connections`` clients each send the next request as soon as the last is answered."""
+    results = Results()
+    pool = [await Connection.open(host, port) for _ in range(connections)]
+    stop_at = time.perf_counter() + duration_s
+
+    async def client(conn: Connection) -> None:
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            status, _ = await conn.exchange(make())
+            results.record(status, (time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(conn) for conn in pool))
+    results.elapsed_s = time.perf_counter() - started
+    for conn in pool:
+        conn.close()
+    return results
+
+
+async def at_rate(
+    host: str, port: int, make: RequestFactory, *, rate: float, duration_s: float, connections: int = 64
+) -> Results:
+    """Open loop: requests start on a fixed schedule whatever the latency, so queueing shows in the figures.
+
+    Latency is measured from each request's scheduled start, not from when a free connection took it.
+    """
+    results = Results()
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await Connection.open(host, port))
+    total = int(rate * duration_s)
+    begin = time.perf_counter()
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def one(scheduled: float) -> None:
+        conn = await idle.get()
+        try:
+            status, _ = await conn.exchange(make())
+        finally:
+            idle.put_nowait(conn)
+        results.record(status, (time.perf_counter() - scheduled) * 1000)
+
+    for index in range(total):
+        scheduled = begin + index / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(scheduled))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
+    results.elapsed_s = time.perf_counter() - begin
+    while not idle.empty():
+        idle.get_nowait().close()
+    return results
