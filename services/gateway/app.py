@@ -27,6 +27,8 @@ from services.gateway.routes import (
     offers,
     priority_rules,
     queues,
+    routing_rules,
+    sla,
     tickets,
 )
 from services.gateway.routes import help as help_routes
@@ -99,6 +101,8 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(queues.router)
     app.include_router(notifications.router)
     app.include_router(help_routes.router)
+    app.include_router(routing_rules.router)
+    app.include_router(sla.router)
     install_openapi(app)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="/healthz,/readyz", server_request_hook=_drop_query)
     return app

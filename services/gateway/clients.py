@@ -15,7 +15,7 @@ import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from support.notify.v1 import notify_service_pb2, notify_service_pb2_grpc
-from support.routing.v1 import routing_service_pb2, routing_service_pb2_grpc
+from support.routing.v1 import routing_service_pb2, routing_service_pb2_grpc, sla_service_pb2, sla_service_pb2_grpc
 from support.ticketing.v1 import (
     help_service_pb2,
     help_service_pb2_grpc,
@@ -23,10 +23,10 @@ from support.ticketing.v1 import (
     ticketing_service_pb2_grpc,
 )
 
-from services.gateway import mapping, schemas
+from services.gateway import mapping, mapping_config, schemas, schemas_config
 from services.gateway.grpc_errors import problem_from_rpc_error
 from services.gateway.principal import Principal
-from services.gateway.problems import dependency_unavailable
+from services.gateway.problems import ProblemError, dependency_unavailable
 from services.gateway.settings import GatewaySettings
 
 TICKETING = "ticketing"
@@ -70,6 +70,10 @@ class ServiceClients:
             self._channels[TICKETING]
         )
         self.routing: routing_service_pb2_grpc.RoutingServiceAsyncStub = routing_service_pb2_grpc.RoutingServiceStub(
+            self._channels[ROUTING]
+        )
+        # SLA administration is part of routing and shares its channel.
+        self.sla: sla_service_pb2_grpc.SlaServiceAsyncStub = sla_service_pb2_grpc.SlaServiceStub(
             self._channels[ROUTING]
         )
         self.notify: notify_service_pb2_grpc.NotifyServiceAsyncStub = notify_service_pb2_grpc.NotifyServiceStub(
@@ -386,3 +390,161 @@ class ServiceClients:
             ROUTING, self.routing.TransferTicket, request
         )
         return mapping.queue_entry_out(response.entry)
+
+    # --- routing and SLA configuration -------------------------------------------------------------------------
+    # Routing has no single-item reads for configuration; one is found by walking the list, which holds tens of
+    # rows (rules, queues, policies, calendars), never thousands.
+
+    async def list_routing_rules(
+        self, *, page_size: int | None, page_token: str | None
+    ) -> schemas_config.RoutingRulePage:
+        request = routing_service_pb2.ListRoutingRulesRequest(page_size=page_size or 0, page_token=page_token or "")
+        response: routing_service_pb2.ListRoutingRulesResponse = await self._call(
+            ROUTING, self.routing.ListRoutingRules, request
+        )
+        return schemas_config.RoutingRulePage(
+            rules=[mapping_config.routing_rule_out(r) for r in response.rules],
+            next_page_token=response.next_page_token or None,
+        )
+
+    async def get_routing_rule(self, rule_id: str) -> schemas_config.RoutingRuleOut:
+        token: str | None = None
+        while True:
+            page = await self.list_routing_rules(page_size=schemas.MAX_PAGE_SIZE, page_token=token)
+            for rule in page.rules:
+                if rule.id == rule_id:
+                    return rule
+            if page.next_page_token is None:
+                raise ProblemError(404, "rule_not_found", "Routing rule not found.")
+            token = page.next_page_token
+
+    async def create_routing_rule(
+        self, body: schemas_config.RoutingRuleIn, *, request_id: str
+    ) -> tuple[schemas_config.RoutingRuleOut, bool]:
+        request = routing_service_pb2.CreateRoutingRuleRequest(
+            request_id=request_id, rule=mapping_config.routing_rule_in(body)
+        )
+        response: routing_service_pb2.CreateRoutingRuleResponse = await self._call(
+            ROUTING, self.routing.CreateRoutingRule, request
+        )
+        return mapping_config.routing_rule_out(response.rule), response.created
+
+    async def update_routing_rule(
+        self, rule_id: str, body: schemas_config.RoutingRuleReplaceIn
+    ) -> schemas_config.RoutingRuleOut:
+        rule = mapping_config.routing_rule_in(body, rule_id=rule_id, version=body.expected_version or 0)
+        response: routing_service_pb2.UpdateRoutingRuleResponse = await self._call(
+            ROUTING, self.routing.UpdateRoutingRule, routing_service_pb2.UpdateRoutingRuleRequest(rule=rule)
+        )
+        return mapping_config.routing_rule_out(response.rule)
+
+    async def delete_routing_rule(self, rule_id: str) -> None:
+        await self._call(
+            ROUTING, self.routing.DeleteRoutingRule, routing_service_pb2.DeleteRoutingRuleRequest(rule_id=rule_id)
+        )
+
+    async def get_queue_settings(self, queue: str) -> schemas_config.QueueSettingsOut:
+        token = ""
+        while True:
+            request = routing_service_pb2.ListQueuesRequest(page_size=schemas.MAX_PAGE_SIZE, page_token=token)
+            response: routing_service_pb2.ListQueuesResponse = await self._call(
+                ROUTING, self.routing.ListQueues, request
+            )
+            for found in response.queues:
+                if found.name == queue:
+                    return mapping_config.queue_settings_out(found)
+            if not response.next_page_token:
+                raise ProblemError(404, "queue_not_found", "Queue not found.")
+            token = response.next_page_token
+
+    async def update_queue_settings(
+        self, queue: str, body: schemas_config.QueueSettingsIn
+    ) -> schemas_config.QueueSettingsOut:
+        request = routing_service_pb2.UpdateQueueRequest(queue=mapping_config.queue_settings_in(queue, body))
+        response: routing_service_pb2.UpdateQueueResponse = await self._call(ROUTING, self.routing.UpdateQueue, request)
+        return mapping_config.queue_settings_out(response.queue)
+
+    async def list_sla_policies(self, *, page_size: int | None, page_token: str | None) -> schemas_config.SlaPolicyPage:
+        request = sla_service_pb2.ListSlaPoliciesRequest(page_size=page_size or 0, page_token=page_token or "")
+        response: sla_service_pb2.ListSlaPoliciesResponse = await self._call(ROUTING, self.sla.ListSlaPolicies, request)
+        return schemas_config.SlaPolicyPage(
+            policies=[mapping_config.sla_policy_out(p) for p in response.policies],
+            next_page_token=response.next_page_token or None,
+        )
+
+    async def get_sla_policy(self, policy_id: str) -> schemas_config.SlaPolicyOut:
+        token: str | None = None
+        while True:
+            page = await self.list_sla_policies(page_size=schemas.MAX_PAGE_SIZE, page_token=token)
+            for policy in page.policies:
+                if policy.id == policy_id:
+                    return policy
+            if page.next_page_token is None:
+                raise ProblemError(404, "policy_not_found", "SLA policy not found.")
+            token = page.next_page_token
+
+    async def create_sla_policy(
+        self, body: schemas_config.SlaPolicyIn, *, request_id: str
+    ) -> tuple[schemas_config.SlaPolicyOut, bool]:
+        policy = mapping_config.sla_policy_in(body)
+        request = sla_service_pb2.CreateSlaPolicyRequest(request_id=request_id, policy=policy)
+        response: sla_service_pb2.CreateSlaPolicyResponse = await self._call(ROUTING, self.sla.CreateSlaPolicy, request)
+        return mapping_config.sla_policy_out(response.policy), response.created
+
+    async def update_sla_policy(
+        self, policy_id: str, body: schemas_config.SlaPolicyReplaceIn
+    ) -> schemas_config.SlaPolicyOut:
+        policy = mapping_config.sla_policy_in(body, policy_id=policy_id, version=body.expected_version or 0)
+        response: sla_service_pb2.UpdateSlaPolicyResponse = await self._call(
+            ROUTING, self.sla.UpdateSlaPolicy, sla_service_pb2.UpdateSlaPolicyRequest(policy=policy)
+        )
+        return mapping_config.sla_policy_out(response.policy)
+
+    async def delete_sla_policy(self, policy_id: str) -> None:
+        await self._call(ROUTING, self.sla.DeleteSlaPolicy, sla_service_pb2.DeleteSlaPolicyRequest(policy_id=policy_id))
+
+    async def list_calendars(self, *, page_size: int | None, page_token: str | None) -> schemas_config.CalendarPage:
+        request = sla_service_pb2.ListCalendarsRequest(page_size=page_size or 0, page_token=page_token or "")
+        response: sla_service_pb2.ListCalendarsResponse = await self._call(ROUTING, self.sla.ListCalendars, request)
+        return schemas_config.CalendarPage(
+            calendars=[mapping_config.calendar_out(c) for c in response.calendars],
+            next_page_token=response.next_page_token or None,
+        )
+
+    async def get_calendar(self, calendar_id: str) -> schemas_config.CalendarOut:
+        token: str | None = None
+        while True:
+            page = await self.list_calendars(page_size=schemas.MAX_PAGE_SIZE, page_token=token)
+            for calendar in page.calendars:
+                if calendar.id == calendar_id:
+                    return calendar
+            if page.next_page_token is None:
+                raise ProblemError(404, "calendar_not_found", "Calendar not found.")
+            token = page.next_page_token
+
+    async def create_calendar(
+        self, body: schemas_config.CalendarIn, *, request_id: str
+    ) -> tuple[schemas_config.CalendarOut, bool]:
+        calendar = mapping_config.calendar_in(body)
+        request = sla_service_pb2.CreateCalendarRequest(request_id=request_id, calendar=calendar)
+        response: sla_service_pb2.CreateCalendarResponse = await self._call(ROUTING, self.sla.CreateCalendar, request)
+        return mapping_config.calendar_out(response.calendar), response.created
+
+    async def update_calendar(
+        self, calendar_id: str, body: schemas_config.CalendarReplaceIn
+    ) -> schemas_config.CalendarOut:
+        calendar = mapping_config.calendar_in(body, calendar_id=calendar_id, version=body.expected_version or 0)
+        response: sla_service_pb2.UpdateCalendarResponse = await self._call(
+            ROUTING, self.sla.UpdateCalendar, sla_service_pb2.UpdateCalendarRequest(calendar=calendar)
+        )
+        return mapping_config.calendar_out(response.calendar)
+
+    async def get_ticket_sla(self, ticket_id: str) -> schemas_config.TicketSlaOut:
+        response: sla_service_pb2.GetTicketSlaResponse = await self._call(
+            ROUTING, self.sla.GetTicketSla, sla_service_pb2.GetTicketSlaRequest(ticket_id=ticket_id)
+        )
+        return mapping_config.ticket_sla_out(ticket_id, response)
+
+    async def sla_stats(self, request: sla_service_pb2.GetSlaStatsRequest) -> schemas_config.SlaStatsReport:
+        response: sla_service_pb2.GetSlaStatsResponse = await self._call(ROUTING, self.sla.GetSlaStats, request)
+        return mapping_config.sla_stats_report(response)
