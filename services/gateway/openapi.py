@@ -53,11 +53,22 @@ def install_openapi(app: FastAPI) -> None:
         schema = generate()
         for path in schema.get("paths", {}).values():
             for operation in path.values():
+                if "requestBody" in operation:
+                    _document_body_problems(operation["responses"])
                 for response in operation.get("responses", {}).values():
                     _move_problem_content(response)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_body_problems(responses: dict[str, Any]) -> None:
+    """Any operation taking a body can answer 400 (not JSON) and 413 (too large), whatever its route says."""
+    for status, description in ((400, "The body is not valid JSON."), (413, _DESCRIPTIONS[413])):
+        responses.setdefault(
+            str(status),
+            {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _PROBLEM_REF}}}},
+        )
 
 
 def _move_problem_content(response: dict[str, Any]) -> None:

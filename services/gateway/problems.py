@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://supportdesk.dev/problems/"
@@ -168,7 +169,24 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     # Framework errors carry short, safe phrases ("Not Found", "Method Not Allowed"); anything else is
     # replaced rather than trusted.
     detail = exc.detail if isinstance(exc.detail, str) and status < 500 else _title(status)
-    return problem_response(status=status, code=code, detail=detail, instance=request.url.path, headers=exc.headers)
+    headers = exc.headers
+    if status == 405 and (allowed := _allowed_methods(request)):
+        # Starlette names only the first matching route's methods; a path served by several routes
+        # (GET and POST /v1/tickets) must list them all, as the API description does.
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+    return problem_response(status=status, code=code, detail=detail, instance=request.url.path, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the API description gives for the request's path (plus HEAD wherever GET is)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        regex, _, _ = compile_path(template)
+        if regex.match(request.url.path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def _validation_handler(request: Request, exc: Exception) -> Response:

@@ -6,11 +6,12 @@ any peer sees it. Response models describe what the gateway returns; empty optio
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 
 class Channel(StrEnum):
@@ -76,6 +77,23 @@ class NotificationChannel(StrEnum):
     EMAIL = "email"
 
 
+# Versions are int64 on the wire: a larger number is a validation error, not an overflow deep inside.
+MAX_VERSION = 2**63 - 1
+
+
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339_only(value: object) -> object:
+    # pydantic would also read "1700000000" as a Unix time; the API promises RFC 3339 date-times only.
+    if isinstance(value, str | int | float) and not (isinstance(value, str) and _RFC3339_START.match(value)):
+        raise ValueError("expected an RFC 3339 date-time with an offset, such as 2026-11-25T08:00:00Z")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+
+
 def _text(max_length: int) -> StringConstraints:
     # Surrounding whitespace is dropped so that "   " counts as empty.
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
@@ -114,7 +132,7 @@ class WalletContextIn(BaseModel):
     transaction_ref: TransactionRef | None = None
     amount: Amount | None = None
     currency: Currency | None = Field(default=None, description="ISO 4217 code, e.g. CNY.")
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     error_code: ErrorCode | None = None
     app_version: AppVersion | None = None
     device: Device | None = None
@@ -189,7 +207,7 @@ class UpdateTicketIn(BaseModel):
         default=None, description="How the problem was verified and solved; required to close a complaint."
     )
     expected_version: int | None = Field(
-        default=None, ge=1, description="Apply only if the ticket is still at this version (else 409)."
+        default=None, ge=1, le=MAX_VERSION, description="Apply only if the ticket is still at this version (else 409)."
     )
 
 
@@ -346,7 +364,7 @@ class CreateAgentIn(AgentProfileIn):
 
 
 class UpdateAgentIn(AgentProfileIn):
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class PresenceIn(BaseModel):
@@ -486,7 +504,7 @@ class HelpArticleReplaceIn(BaseModel):
     category: Category
     tags: HelpTags
     published: bool
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class HelpSuggestionsIn(BaseModel):

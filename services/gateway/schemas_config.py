@@ -12,7 +12,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from services.gateway.schemas import Category, LanguageCode, Priority, SkillName, Tier
+from services.gateway.schemas import MAX_VERSION, Category, LanguageCode, Priority, SkillName, Tier
 
 QUEUE_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
 CONFIG_ID_PATTERN = r"^[A-Za-z0-9-]+$"
@@ -25,7 +25,13 @@ MAX_TARGET_S = 365 * 24 * 3600
 QueueName = Annotated[str, StringConstraints(pattern=QUEUE_NAME_PATTERN)]
 ConfigName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ExpectedVersion = Annotated[
-    int | None, Field(default=None, ge=1, description="When given, the update is refused (409) at another version.")
+    int | None,
+    Field(
+        default=None,
+        ge=1,
+        le=MAX_VERSION,
+        description="When given, the update is refused (409) at another version.",
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import asyncpg
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
@@ -54,6 +55,15 @@ def grpc_method(dependency_errors: tuple[type[BaseException], ...] = ()) -> Call
                 return await method(self, request, context)
             except DomainError as exc:
                 status = to_status(exc)
+            except asyncpg.DataError as exc:
+                # A value the database cannot hold (NUL in text, a number beyond its column): bad input,
+                # refused whole since the transaction rolled back. The database's words stay in the log.
+                log.warning("unstorable value refused", extra={"error": repr(exc)})
+                status = rich_status(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "unstorable_value",
+                    "a value is out of range or holds a character that cannot be stored (such as NUL)",
+                )
             except dependency_errors as exc:
                 log.warning("dependency unavailable", extra={"error": repr(exc)})
                 status = rich_status(

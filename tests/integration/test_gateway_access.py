@@ -26,6 +26,7 @@ def ticket_paths(tid: str) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("POST", f"/v1/tickets/{tid}/messages", {"body": "Looking into it"}),
         ("GET", f"/v1/tickets/{tid}/timeline", None),
         ("GET", f"/v1/tickets/{tid}/routing", None),
+        ("GET", f"/v1/tickets/{tid}/sla", None),
     ]
 
 

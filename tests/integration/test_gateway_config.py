@@ -288,10 +288,10 @@ async def test_rest_configuration_routes_a_new_ticket_and_sets_its_clocks(
     await eventually(routed, what="the ticket queued by the REST-created rule")
 
     async def clocked() -> bool:
-        return len((await gateway.get(f"/v1/tickets/{tid}/sla", headers=agent)).json()["clocks"]) == 2
+        return len((await gateway.get(f"/v1/tickets/{tid}/sla", headers=supervisor)).json()["clocks"]) == 2
 
     await eventually(clocked, what="the ticket's SLA clocks")
-    sla = (await gateway.get(f"/v1/tickets/{tid}/sla", headers=agent)).json()
+    sla = (await gateway.get(f"/v1/tickets/{tid}/sla", headers=supervisor)).json()
     assert sla["ticket_id"] == tid
     clocks = {c["metric"]: c for c in sla["clocks"]}
     assert set(clocks) == {"first_response", "resolution"}
@@ -327,3 +327,9 @@ async def test_configuration_answers_503_while_routing_is_down(tmp_path: Path, a
             assert response["status"] == 503
         answer = await client.post("/v1/sla/calendars", json=CALENDAR, headers=auth("admin", "ad-1"))
         assert (answer.status_code, answer.headers["Retry-After"]) == (503, str(RETRY_AFTER_S))
+
+
+async def test_a_version_beyond_what_is_stored_is_400_not_500(gateway: httpx.AsyncClient, auth: Auth) -> None:
+    settings = {"direct_assignment": True, "offer_timeout_seconds": 30, "expected_version": 161683135508}
+    answer = await gateway.put("/v1/queues/payments/settings", json=settings, headers=auth("admin", "ad-1"))
+    assert_problem(answer, 400, "unstorable_value")

@@ -204,3 +204,12 @@ async def test_search_text_stays_out_of_traces(
     for span in recorded:
         for value in (span.attributes or {}).values():
             assert "luggage" not in str(value), f"{span.name} recorded the query"
+
+
+async def test_text_the_database_cannot_hold_is_400_and_nothing_is_written(
+    gateway: httpx.AsyncClient, auth: Auth
+) -> None:
+    customer = auth("customer", "c-nul")
+    body = {"channel": "app", "category": "other", "subject": "nul \u0000 here", "language": "en"}
+    assert_problem(await gateway.post("/v1/tickets", json=body, headers=customer), 400, "unstorable_value")
+    assert (await gateway.get("/v1/tickets", headers=customer)).json()["tickets"] == []

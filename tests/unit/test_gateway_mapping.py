@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import TypeAdapter, ValidationError
 from support.common.v1 import common_pb2
 from support.notify.v1 import notification_pb2, notify_service_pb2
 from support.routing.v1 import agent_pb2, offer_pb2, queue_pb2, routing_service_pb2
@@ -16,6 +17,7 @@ from support.ticketing.v1 import ticket_pb2
 from services.gateway import mapping, schemas
 from services.gateway.principal import Principal, Role
 from services.gateway.routes.tickets import request_id_for
+from services.gateway.schemas import Instant
 
 pytestmark = pytest.mark.unit
 
@@ -312,3 +314,10 @@ def test_request_ids_are_scoped_per_caller() -> None:
     assert request_id_for(agent, "c") != request_id_for(other, "b:c")
     assert request_id_for(Principal(subject="c-1", role=Role.CUSTOMER), "k-1") == "c-1:k-1"
     assert request_id_for(agent, None) != request_id_for(agent, None)
+
+
+@pytest.mark.parametrize("value", ["1700000000", "0.5", 1700000000, "2026-11-25"])
+def test_instants_are_rfc3339_date_times_only(value: object) -> None:
+    with pytest.raises(ValidationError):
+        TypeAdapter(Instant).validate_python(value)
+    assert TypeAdapter(Instant).validate_python("2026-11-25T08:00:00Z").year == 2026

@@ -216,6 +216,24 @@ async def test_wrong_method_is_a_problem(client: httpx.AsyncClient) -> None:
     response = await client.delete("/healthz")
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+async def test_wrong_method_lists_every_route_of_the_path(client: httpx.AsyncClient) -> None:
+    # GET and POST /v1/tickets are two routes; Allow must name both, not the first one matched.
+    response = await client.put("/v1/tickets")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, POST"
+
+
+async def test_every_operation_with_a_body_documents_400_and_413(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                assert {"400", "413"} <= set(operation["responses"]), (method, path)
+                problem = operation["responses"]["400"]["content"]
+                assert "application/problem+json" in problem, (method, path)
 
 
 async def test_validation_failure_lists_fields_without_values(client: httpx.AsyncClient, tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import AwareDatetime
 
 from services.gateway import mapping_config
+from services.gateway.access import readable_ticket
 from services.gateway.auth import STAFF, require_roles
 from services.gateway.clients import ServiceClients
 from services.gateway.deps import get_clients
@@ -17,6 +17,7 @@ from services.gateway.principal import Principal
 from services.gateway.routes.config_access import ADMINS, READERS, IdempotencyKey
 from services.gateway.routes.paging import PageSize, PageToken
 from services.gateway.routes.tickets import TicketIdPath, request_id_for
+from services.gateway.schemas import Instant
 from services.gateway.schemas_config import (
     CONFIG_ID_PATTERN,
     MAX_CONFIG_ID,
@@ -219,8 +220,8 @@ async def sla_stats(
     clients: Annotated[ServiceClients, Depends(get_clients)],
     policy_id: Annotated[uuid.UUID | None, Query(description="Only this policy's clocks.")] = None,
     queue: Annotated[str | None, Query(max_length=63, pattern=QUEUE_NAME_PATTERN)] = None,
-    start: Annotated[AwareDatetime | None, Query(description="Clocks that started at or after this instant.")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="…and before this one; left out: now.")] = None,
+    start: Annotated[Instant | None, Query(description="Clocks that started at or after this instant.")] = None,
+    end: Annotated[Instant | None, Query(description="…and before this one; left out: now.")] = None,
 ) -> SlaStatsReport:
     request = mapping_config.sla_stats_request(
         policy_id=str(policy_id) if policy_id else None, queue=queue, start=start, end=end
@@ -236,9 +237,10 @@ async def sla_stats(
 )
 async def ticket_sla(
     ticket_id: TicketIdPath,
-    _principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+    principal: Annotated[Principal, Depends(require_roles(*STAFF))],
     clients: Annotated[ServiceClients, Depends(get_clients)],
 ) -> TicketSlaOut:
-    # Routing knows only tickets it has seen; ticketing says whether the id exists at all (404 otherwise).
-    await clients.get_ticket(ticket_id)
+    # Routing knows only tickets it has seen; ticketing says whether the id exists at all (404 otherwise),
+    # and an agent reaches only tickets routed to them.
+    await readable_ticket(clients, principal, ticket_id)
     return await clients.get_ticket_sla(ticket_id)
