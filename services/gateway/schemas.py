@@ -11,7 +11,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
 
 
 class Channel(StrEnum):
@@ -206,7 +215,7 @@ class UpdateTicketIn(BaseModel):
     resolution_note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5_000)] | None = Field(
         default=None, description="How the problem was verified and solved; required to close a complaint."
     )
-    expected_version: int | None = Field(
+    expected_version: StrictInt | None = Field(
         default=None, ge=1, le=MAX_VERSION, description="Apply only if the ticket is still at this version (else 409)."
     )
 
@@ -236,7 +245,7 @@ class AttachmentIn(BaseModel):
 
     name: Annotated[str, _text(255)]
     content_type: Annotated[str, StringConstraints(min_length=3, max_length=127, pattern=r"^[\w.+-]+/[\w.+-]+$")]
-    size_bytes: int = Field(ge=0, le=100 * 1024 * 1024)
+    size_bytes: StrictInt = Field(ge=0, le=100 * 1024 * 1024)
     url: Annotated[str, StringConstraints(max_length=2_048, pattern=r"^https?://\S+$")]
 
 
@@ -291,7 +300,7 @@ class TimelinePage(BaseModel):
 class CsatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    score: int = Field(ge=1, le=5, description="1 (very dissatisfied) to 5 (very satisfied).")
+    score: StrictInt = Field(ge=1, le=5, description="1 (very dissatisfied) to 5 (very satisfied).")
     comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000)] = ""
 
 
@@ -345,7 +354,7 @@ class SkillIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: SkillName
-    proficiency: int = Field(ge=1, le=5, description="1 (basic) to 5 (expert).")
+    proficiency: StrictInt = Field(ge=1, le=5, description="1 (basic) to 5 (expert).")
 
 
 class AgentProfileIn(BaseModel):
@@ -356,7 +365,7 @@ class AgentProfileIn(BaseModel):
     display_name: Annotated[str, _text(100)]
     skills: list[SkillIn] = Field(default_factory=list, max_length=50)
     languages: list[LanguageCode] = Field(default_factory=list, max_length=20)
-    capacity: int = Field(ge=1, le=100, description="Tickets the agent can hold at once.")
+    capacity: StrictInt = Field(ge=1, le=100, description="Tickets the agent can hold at once.")
 
 
 class CreateAgentIn(AgentProfileIn):
@@ -364,7 +373,7 @@ class CreateAgentIn(AgentProfileIn):
 
 
 class UpdateAgentIn(AgentProfileIn):
-    expected_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    expected_version: StrictInt | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class PresenceIn(BaseModel):
@@ -487,7 +496,7 @@ class HelpArticleIn(BaseModel):
     body: HelpBody = Field(description="Plain text or light Markdown.")
     category: Category
     tags: HelpTags = Field(default_factory=list, description="Extra search words: synonyms, other spellings.")
-    published: bool = False
+    published: StrictBool = False
 
 
 class HelpArticleReplaceIn(BaseModel):
@@ -503,8 +512,8 @@ class HelpArticleReplaceIn(BaseModel):
     body: HelpBody
     category: Category
     tags: HelpTags
-    published: bool
-    expected_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    published: StrictBool
+    expected_version: StrictInt | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class HelpSuggestionsIn(BaseModel):
@@ -516,7 +525,7 @@ class HelpSuggestionsIn(BaseModel):
     description: Description = ""
     locale: Language | None = Field(default=None, description="zh or en (zh-CN etc. accepted); default: the text's.")
     category: Category | None = None
-    max_results: int | None = Field(default=None, ge=1, le=MAX_HELP_SUGGESTIONS, description="Default 3.")
+    max_results: StrictInt | None = Field(default=None, ge=1, le=MAX_HELP_SUGGESTIONS, description="Default 3.")
 
 
 class HelpArticleOut(BaseModel):

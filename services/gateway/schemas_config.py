@@ -10,7 +10,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, model_validator
 
 from services.gateway.schemas import MAX_VERSION, Category, LanguageCode, Priority, SkillName, Tier
 
@@ -67,18 +67,20 @@ class SkillRequirementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     skill: SkillName
-    min_proficiency: int = Field(ge=1, le=5)
+    min_proficiency: StrictInt = Field(ge=1, le=5)
 
 
 class RoutingStepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    after_seconds: int = Field(
+    after_seconds: StrictInt = Field(
         ge=0, le=MAX_TARGET_S, description="Ticket age at which this step applies; the first step's is 0."
     )
     requirements: list[SkillRequirementIn] = Field(default_factory=list, max_length=20)
-    any_agent: bool = Field(default=False, description="Drop the language requirement too: anyone available.")
-    notify_supervisor: bool = Field(default=False, description="Tell supervisors when a ticket reaches this step.")
+    any_agent: StrictBool = Field(default=False, description="Drop the language requirement too: anyone available.")
+    notify_supervisor: StrictBool = Field(
+        default=False, description="Tell supervisors when a ticket reaches this step."
+    )
 
 
 class RoutingRuleIn(BaseModel):
@@ -87,7 +89,7 @@ class RoutingRuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ConfigName
-    position: int = Field(ge=0, le=1_000_000, description="Lower first; the first matching rule wins.")
+    position: StrictInt = Field(ge=0, le=1_000_000, description="Lower first; the first matching rule wins.")
     match: RuleMatchIn = Field(default_factory=RuleMatchIn)
     queue: QueueName = Field(description="Created with default settings if it does not exist.")
     steps: list[RoutingStepIn] = Field(min_length=1, max_length=MAX_STEPS)
@@ -139,9 +141,11 @@ class QueueSettingsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    direct_assignment: bool = Field(default=False, description="Assign to the best agent at once, without an offer.")
-    offer_timeout_seconds: int = Field(default=30, ge=1, le=MAX_OFFER_TIMEOUT_S)
-    requeue_on_offline: bool = Field(
+    direct_assignment: StrictBool = Field(
+        default=False, description="Assign to the best agent at once, without an offer."
+    )
+    offer_timeout_seconds: StrictInt = Field(default=30, ge=1, le=MAX_OFFER_TIMEOUT_S)
+    requeue_on_offline: StrictBool = Field(
         default=False, description="When an agent goes offline, return their open tickets too (offers always return)."
     )
     expected_version: ExpectedVersion = None
@@ -172,14 +176,14 @@ class SlaTargetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: SlaMetric
-    target_seconds: int = Field(ge=1, le=MAX_TARGET_S)
+    target_seconds: StrictInt = Field(ge=1, le=MAX_TARGET_S)
 
 
 class SlaEscalationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    raise_priority: bool = Field(default=False, description="On breach, raise the ticket's priority one step.")
-    notify_supervisor: bool = False
+    raise_priority: StrictBool = Field(default=False, description="On breach, raise the ticket's priority one step.")
+    notify_supervisor: StrictBool = False
 
 
 class SlaPolicyIn(BaseModel):
@@ -188,7 +192,7 @@ class SlaPolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ConfigName
-    position: int | None = Field(
+    position: StrictInt | None = Field(
         default=None, ge=1, le=1_000_000, description="Lower first; left out: after the last (or unchanged)."
     )
     match: SlaMatchIn = Field(default_factory=SlaMatchIn)
@@ -196,7 +200,7 @@ class SlaPolicyIn(BaseModel):
     calendar_id: Annotated[str, StringConstraints(pattern=CONFIG_ID_PATTERN, max_length=MAX_CONFIG_ID)] | None = Field(
         default=None, description="A business calendar; left out: calendar time, 24/7."
     )
-    warning_percents: list[Annotated[int, Field(ge=1, le=99)]] = Field(default=[50, 80], max_length=10)
+    warning_percents: list[Annotated[StrictInt, Field(ge=1, le=99)]] = Field(default=[50, 80], max_length=10)
     escalation: SlaEscalationIn = Field(default_factory=SlaEscalationIn)
 
     @model_validator(mode="after")
@@ -252,7 +256,7 @@ HourMinute = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-4]):[0-5]\d
 class OpeningHoursIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    weekday: int = Field(ge=1, le=7, description="ISO weekday: 1 = Monday … 7 = Sunday.")
+    weekday: StrictInt = Field(ge=1, le=7, description="ISO weekday: 1 = Monday … 7 = Sunday.")
     open: HourMinute = Field(description='Local time of the calendar, e.g. "09:00".')
     close: HourMinute = Field(description='Local time, after `open`; "24:00" is midnight after.')
 

@@ -321,3 +321,10 @@ def test_instants_are_rfc3339_date_times_only(value: object) -> None:
     with pytest.raises(ValidationError):
         TypeAdapter(Instant).validate_python(value)
     assert TypeAdapter(Instant).validate_python("2026-11-25T08:00:00Z").year == 2026
+
+
+@pytest.mark.parametrize("score", [True, "5", 5.0])
+def test_numbers_in_bodies_are_json_integers_only(score: object) -> None:
+    with pytest.raises(ValidationError):
+        schemas.CsatIn.model_validate({"score": score})
+    assert schemas.CsatIn.model_validate({"score": 5}).score == 5
