@@ -117,7 +117,7 @@ def _invalid_token(code: str, detail: str) -> ProblemError:
     return ProblemError(401, code, detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def get_verifier(request: Request) -> TokenVerifier:
+async def get_verifier(request: Request) -> TokenVerifier:  # async: no thread-pool hop (see deps)
     verifier = request.app.state.verifier
     if not isinstance(verifier, TokenVerifier):
         raise TypeError("app.state.verifier is not configured")
