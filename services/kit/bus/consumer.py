@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from opentelemetry import context, propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from services.kit.bus import store
 from services.kit.bus.envelope import Envelope, EnvelopeError
@@ -94,6 +94,10 @@ class EventConsumer:
                     "messaging.destination.name": msg.subject,
                     "messaging.message.id": envelope.id,
                     "messaging.consumer.group.name": self._spec.durable,
+                    "messaging.operation.type": "process",
+                    "cloudevents.event_id": envelope.id,
+                    "cloudevents.event_type": envelope.type,
+                    "cloudevents.event_subject": envelope.subject,
                 },
             ):
                 await self._apply(msg, envelope, deliveries)
@@ -106,9 +110,11 @@ class EventConsumer:
                 if await store.claim_event(conn, self._spec.durable, envelope.id):
                     await self._handler(conn, envelope)
         except (PoisonEvent, DecodeError) as exc:
+            _record_failure(exc)
             await self._dead_letter(msg, envelope.id, f"{type(exc).__name__}: {exc}")
             return
         except Exception as exc:
+            _record_failure(exc)
             if deliveries >= self._max_deliver:
                 await self._dead_letter(msg, envelope.id, f"gave up after {deliveries} deliveries: {exc!r}")
                 return
@@ -158,6 +164,12 @@ class EventConsumer:
             },
         )
         await msg.term()
+
+
+def _record_failure(exc: BaseException) -> None:
+    span = trace.get_current_span()
+    span.record_exception(exc)
+    span.set_status(StatusCode.ERROR, type(exc).__name__)
 
 
 async def run_consumers(consumers: list[EventConsumer]) -> None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 from nats.js import JetStreamContext
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, SpanKind
 
 from services.kit.bus import store
+from services.kit.bus.envelope import current_trace_headers
 from services.kit.db import Connection, listen_forever
 
 log = logging.getLogger(__name__)
@@ -85,19 +87,11 @@ class OutboxRelay:
             rows = await store.lock_unpublished(conn, self._batch_size)
             if not rows:
                 return RelayPass(published=0, failed=0)
-            with tracer.start_as_current_span("outbox relay", attributes={"messaging.batch.message_count": len(rows)}):
-                results = await asyncio.gather(
-                    *(
-                        self._js.publish(
-                            row.envelope.type,
-                            row.envelope.data,
-                            timeout=self._publish_timeout_s,
-                            headers=row.envelope.headers(),
-                        )
-                        for row in rows
-                    ),
-                    return_exceptions=True,
-                )
+            with tracer.start_as_current_span(
+                "outbox relay", attributes={"messaging.batch.message_count": len(rows)}
+            ) as relay_span:
+                relay = Link(relay_span.get_span_context())
+                results = await asyncio.gather(*(self._publish(row, relay) for row in rows), return_exceptions=True)
                 acked = [
                     row.row_id for row, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)
                 ]
@@ -109,6 +103,31 @@ class OutboxRelay:
             first_error = next(res for res in results if isinstance(res, BaseException))
             log.warning("outbox publish not acknowledged", extra={"failed": failed, "error": repr(first_error)})
         return RelayPass(published=len(acked), failed=failed)
+
+    async def _publish(self, row: store.OutboxRow, relay: Link) -> object:
+        """Publish one event in the trace of the change that wrote it; the message carries this span's context,
+        so every consumer's handling is a child of the publish. The relay pass that sent it is a link."""
+        envelope = row.envelope
+        parent = propagate.extract(dict(envelope.trace))
+        with tracer.start_as_current_span(
+            f"publish {envelope.type}",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            links=[relay],
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": envelope.type,
+                "messaging.message.id": envelope.id,
+                "cloudevents.event_id": envelope.id,
+                "cloudevents.event_type": envelope.type,
+                "cloudevents.event_subject": envelope.subject,
+            },
+        ):
+            traced = replace(envelope, trace=current_trace_headers())
+            return await self._js.publish(
+                traced.type, traced.data, timeout=self._publish_timeout_s, headers=traced.headers()
+            )
 
     async def _mark(self, conn: Connection, row_ids: list[int]) -> None:
         await store.mark_published(conn, row_ids)
