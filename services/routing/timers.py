@@ -26,6 +26,7 @@ from opentelemetry.trace import Link, SpanKind
 
 from services.kit.bus.envelope import current_trace_headers
 from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, listen_forever
+from services.routing import metrics
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -186,6 +187,7 @@ class TimerScheduler:
                 await handler(conn, timer)
         except Exception as exc:
             retry_in = min(2.0**timer.attempts, _MAX_RETRY_S)
+            trace.get_current_span().record_exception(exc)
             await conn.execute(
                 "UPDATE timers SET due_at = now() + $2, attempts = attempts + 1, error = $3 WHERE id = $1",
                 timer.id,
@@ -197,6 +199,7 @@ class TimerScheduler:
                 extra={"kind": timer.kind, "key": timer.key, "retry_in_s": retry_in, "error": repr(exc)},
             )
             return False
+        metrics.timer_fired(timer.kind, timer.due_at)
         return True
 
     async def _seconds_to_next(self) -> float:

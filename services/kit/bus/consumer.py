@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import asyncpg
 from google.protobuf.message import DecodeError
@@ -20,6 +22,7 @@ from nats.js import JetStreamContext
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
+from services.kit import metrics
 from services.kit.bus import store
 from services.kit.bus.envelope import Envelope, EnvelopeError
 from services.kit.bus.streams import ConsumerSpec
@@ -105,9 +108,14 @@ class EventConsumer:
             context.detach(token)
 
     async def _apply(self, msg: Msg, envelope: Envelope, deliveries: int) -> None:
+        durable = self._spec.durable
+        if deliveries == 1:
+            metrics.EVENT_AGE.labels(durable).observe(max((datetime.now(UTC) - envelope.time).total_seconds(), 0.0))
+        started = time.perf_counter()
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                if await store.claim_event(conn, self._spec.durable, envelope.id):
+                applied = await store.claim_event(conn, durable, envelope.id)
+                if applied:
                     await self._handler(conn, envelope)
         except (PoisonEvent, DecodeError) as exc:
             _record_failure(exc)
@@ -119,6 +127,7 @@ class EventConsumer:
                 await self._dead_letter(msg, envelope.id, f"gave up after {deliveries} deliveries: {exc!r}")
                 return
             delay = nak_delay(deliveries)
+            metrics.EVENTS_HANDLED.labels(durable, "retried").inc()
             log.warning(
                 "event handling failed; retrying",
                 extra={
@@ -131,6 +140,8 @@ class EventConsumer:
             )
             await msg.nak(delay=delay)
             return
+        metrics.EVENT_HANDLING.labels(durable).observe(time.perf_counter() - started)
+        metrics.EVENTS_HANDLED.labels(durable, "applied" if applied else "duplicate").inc()
         await msg.ack()
 
     async def _dead_letter(self, msg: Msg, event_id: str | None, error: str) -> None:
@@ -154,6 +165,8 @@ class EventConsumer:
             log.warning("dead letter not recorded; will retry", extra={"error": repr(exc)})
             await msg.nak(delay=nak_delay(meta.num_delivered))
             return
+        metrics.DEAD_LETTERS.labels(letter.consumer).inc()
+        metrics.EVENTS_HANDLED.labels(letter.consumer, "dead_lettered").inc()
         log.error(
             "event dead-lettered",
             extra={
