@@ -26,6 +26,7 @@ from opentelemetry.trace import Link, SpanKind
 
 from services.kit.bus.envelope import current_trace_headers
 from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, listen_forever
+from services.kit.logging import describe_error
 from services.routing import metrics
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ class TimerScheduler:
             )
             log.warning(
                 "timer handler failed; retrying",
-                extra={"kind": timer.kind, "key": timer.key, "retry_in_s": retry_in, "error": repr(exc)},
+                extra={"kind": timer.kind, "key": timer.key, "retry_in_s": retry_in, "error": describe_error(exc)},
             )
             return False
         metrics.timer_fired(timer.kind, timer.due_at)

@@ -27,6 +27,7 @@ from services.kit.bus import store
 from services.kit.bus.envelope import Envelope, EnvelopeError
 from services.kit.bus.streams import ConsumerSpec
 from services.kit.db import Connection
+from services.kit.logging import describe_error
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -119,12 +120,12 @@ class EventConsumer:
                     await self._handler(conn, envelope)
         except (PoisonEvent, DecodeError) as exc:
             _record_failure(exc)
-            await self._dead_letter(msg, envelope.id, f"{type(exc).__name__}: {exc}")
+            await self._dead_letter(msg, envelope.id, f"{type(exc).__name__}: {exc}", exc)
             return
         except Exception as exc:
             _record_failure(exc)
             if deliveries >= self._max_deliver:
-                await self._dead_letter(msg, envelope.id, f"gave up after {deliveries} deliveries: {exc!r}")
+                await self._dead_letter(msg, envelope.id, f"gave up after {deliveries} deliveries: {exc!r}", exc)
                 return
             delay = nak_delay(deliveries)
             metrics.EVENTS_HANDLED.labels(durable, "retried").inc()
@@ -135,7 +136,7 @@ class EventConsumer:
                     "event_type": envelope.type,
                     "deliveries": deliveries,
                     "retry_in_s": delay,
-                    "error": repr(exc),
+                    "error": describe_error(exc),
                 },
             )
             await msg.nak(delay=delay)
@@ -144,8 +145,11 @@ class EventConsumer:
         metrics.EVENTS_HANDLED.labels(durable, "applied" if applied else "duplicate").inc()
         await msg.ack()
 
-    async def _dead_letter(self, msg: Msg, event_id: str | None, error: str) -> None:
-        """Record the message, then terminate it; if the record cannot be written, let it be redelivered."""
+    async def _dead_letter(
+        self, msg: Msg, event_id: str | None, error: str, cause: BaseException | None = None
+    ) -> None:
+        """Record the message, then terminate it; if the record cannot be written, let it be redelivered.
+        The record keeps the whole error for whoever replays it; the log only what may be logged."""
         meta = msg.metadata
         letter = store.DeadLetter(
             consumer=self._spec.durable,
@@ -162,7 +166,7 @@ class EventConsumer:
             async with self._pool.acquire() as conn:
                 await store.record_dead_letter(conn, letter)
         except Exception as exc:
-            log.warning("dead letter not recorded; will retry", extra={"error": repr(exc)})
+            log.warning("dead letter not recorded; will retry", extra={"error": describe_error(exc)})
             await msg.nak(delay=nak_delay(meta.num_delivered))
             return
         metrics.DEAD_LETTERS.labels(letter.consumer).inc()
@@ -173,7 +177,7 @@ class EventConsumer:
                 "consumer": letter.consumer,
                 "stream_seq": letter.stream_seq,
                 "event_id": event_id,
-                "reason": letter.error,
+                "reason": describe_error(cause) if cause is not None else letter.error,
             },
         )
         await msg.term()
