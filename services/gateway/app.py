@@ -26,6 +26,7 @@ from services.gateway.routes import (
     health,
     notifications,
     offers,
+    ops,
     priority_rules,
     queues,
     routing_rules,
@@ -105,6 +106,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(help_routes.router)
     app.include_router(routing_rules.router)
     app.include_router(sla.router)
+    app.include_router(ops.router)
     app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app)
     FastAPIInstrumentor.instrument_app(
