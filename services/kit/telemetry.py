@@ -2,7 +2,8 @@
 chosen by the standard ``OTEL_TRACES_EXPORTER`` variable, a comma-separated list of:
 
 - ``none`` (the default in local mode): nothing is exported;
-- ``console``: one JSON document per span on stderr, or appended to ``SUPPORTDESK_TRACES_FILE`` when set;
+- ``console``: one JSON document per span on stderr, or one line per span appended to
+  ``SUPPORTDESK_TRACES_FILE`` when set;
 - ``otlp``: to an OpenTelemetry collector, configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables
   (``OTEL_EXPORTER_OTLP_PROTOCOL`` ``grpc``, the default, or ``http/protobuf``).
 
@@ -23,7 +24,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult, _get_from_env_or_default
 from opentelemetry.trace import Link, SpanKind
@@ -90,10 +91,16 @@ def span_exporters(settings: TracingSettings, opened: list[TextIO]) -> list[Span
             settings.traces_file.parent.mkdir(parents=True, exist_ok=True)
             out = settings.traces_file.open("a", encoding="utf-8")
             opened.append(out)
-            exporters.append(ConsoleSpanExporter(out=out))
+            # One span per line, so the file reads as JSON Lines.
+            exporters.append(ConsoleSpanExporter(out=out, formatter=_one_line))
     if "otlp" in names:
         exporters.append(_otlp_exporter(settings.otlp_protocol))
     return exporters
+
+
+def _one_line(span: ReadableSpan) -> str:
+    line: str = span.to_json(indent=None)
+    return line + "\n"
 
 
 def _otlp_exporter(protocol: str) -> SpanExporter:
