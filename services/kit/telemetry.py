@@ -40,6 +40,8 @@ class TracingSettings(BaseSettings):
 
     exporters: str = Field(default="none", validation_alias="OTEL_TRACES_EXPORTER")
     traces_file: Path | None = Field(default=None, validation_alias="SUPPORTDESK_TRACES_FILE")
+    # The standard opt-out list of instrumentations; "asyncpg" turns database spans off.
+    disabled_instrumentations: str = Field(default="", validation_alias="OTEL_PYTHON_DISABLED_INSTRUMENTATIONS")
     otlp_protocol: str = Field(
         default="grpc",
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
@@ -137,7 +139,9 @@ def setup_tracing(service: str, instance: str, settings: TracingSettings | None 
     for exporter in span_exporters(settings, opened):
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    instrument_database(provider)
+    disabled = {name.strip() for name in settings.disabled_instrumentations.split(",")}
+    if "asyncpg" not in disabled:
+        instrument_database(provider)
     return Tracing(provider, opened)
 
 
