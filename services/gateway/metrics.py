@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from starlette.requests import Request
@@ -23,6 +24,7 @@ HTTP_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 UNMATCHED = "unmatched"
+_MAX_CACHED = 4096
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -31,6 +33,8 @@ class HttpMetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Labelled children by (method, route, status): ``labels()`` takes a lock and builds a key every call.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,10 +52,17 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, observed_send)
         finally:
+            elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", UNMATCHED)
-            method = scope["method"] if scope["method"] in _METHODS else "other"
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+            key = (scope["method"], route, status)
+            children = self._children.get(key)
+            if children is None:
+                method = scope["method"] if scope["method"] in _METHODS else "other"
+                children = HTTP_REQUESTS.labels(method, route, str(status)), HTTP_DURATION.labels(method, route)
+                if len(self._children) < _MAX_CACHED:
+                    self._children[key] = children
+            children[0].inc()
+            children[1].observe(elapsed)
 
 
 async def metrics_endpoint(_: Request) -> Response:
