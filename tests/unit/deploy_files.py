@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -77,11 +78,19 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
+@cache
 def kubectl() -> str:
     """kubectl's path. Its absence fails the checks (ADR 0040): a skipped validation would pass unseen."""
     path = shutil.which("kubectl")
     if path is None:
         pytest.fail("kubectl is needed to build the kustomizations (deploy/k8s); .ci/run checks for it")
+    result = subprocess.run(
+        [path, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=30, check=True
+    )
+    kustomize = json.loads(result.stdout).get("kustomizeVersion", "")
+    # Kustomize v5 (kubectl 1.27+) is what the kustomizations are written for (labels, targeted patches).
+    if not re.fullmatch(r"v([5-9]|\d{2,})\..*", kustomize):
+        pytest.fail(f"kubectl embeds Kustomize {kustomize or 'of unknown version'}; deploy/k8s needs v5 or later")
     return path
 
 

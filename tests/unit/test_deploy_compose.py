@@ -105,7 +105,13 @@ def test_the_services_probe_the_port_they_listen_on() -> None:
         assert services[name]["command"] == ["serve", name]
     gateway = services["gateway"]
     port = _environment(gateway)["SUPPORTDESK_HTTP_PORT"]
-    assert gateway["healthcheck"]["test"] == ["CMD", "supportdesk", "probe", "--http", f"http://127.0.0.1:{port}/readyz"]
+    assert gateway["healthcheck"]["test"] == [
+        "CMD",
+        "supportdesk",
+        "probe",
+        "--http",
+        f"http://127.0.0.1:{port}/readyz",
+    ]
 
 
 def test_services_start_only_on_healthy_dependencies_after_the_migration() -> None:
@@ -198,7 +204,9 @@ def test_images_are_pinned_to_exact_versions() -> None:
         if "build" in svc:
             continue
         image = svc["image"]
-        assert _EXACT_TAG.search(image) or _EXACT_POSTGRES_TAG.match(image), f"{name}: {image} is not pinned to an exact version"
+        assert _EXACT_TAG.search(image) or _EXACT_POSTGRES_TAG.match(image), (
+            f"{name}: {image} is not pinned to an exact version"
+        )
 
 
 def test_the_image_is_multi_stage_pinned_non_root_and_installs_the_exact_pins() -> None:

@@ -37,7 +37,9 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config(docs: tuple[dict[str, Any], ...]) -> dict[str, str]:
-    (config,) = (doc for doc in docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith("supportdesk-config"))
+    (config,) = (
+        doc for doc in docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith("supportdesk-config")
+    )
     data: dict[str, str] = config["data"]
     return data
 
@@ -124,8 +126,10 @@ def test_every_service_has_a_service_a_disruption_budget_and_an_autoscaler(name:
     docs = kustomize_build(name)
     deployments = of_kind(docs, "Deployment")
     assert set(deployments) == set(SERVICES)
-    services, budgets, scalers = of_kind(docs, "Service"), of_kind(docs, "PodDisruptionBudget"), of_kind(
-        docs, "HorizontalPodAutoscaler"
+    services, budgets, scalers = (
+        of_kind(docs, "Service"),
+        of_kind(docs, "PodDisruptionBudget"),
+        of_kind(docs, "HorizontalPodAutoscaler"),
     )
     for service, deployment in deployments.items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
