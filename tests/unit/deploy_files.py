@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+COLLECTOR_CONFIG = ROOT / "deploy" / "otel-collector" / "config.yaml"
 K8S = ROOT / "deploy" / "k8s"
 KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/prod")
 

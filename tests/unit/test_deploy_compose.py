@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.unit.deploy_files import (
+    COLLECTOR_CONFIG,
     COMPOSE_FILE,
     DOCKERFILE,
     ROOT,
@@ -222,3 +223,19 @@ def test_the_image_is_multi_stage_pinned_non_root_and_installs_the_exact_pins() 
     assert user, "the image runs as a numeric user (Kubernetes' runAsNonRoot checks the uid)"
     assert all(int(uid) > 0 and int(gid) > 0 for uid, gid in user)
     assert re.search(r'^ENTRYPOINT \["supportdesk"\]$', text, re.MULTILINE)
+
+
+def test_the_collector_pipelines_use_defined_components_and_variables_that_are_provided() -> None:
+    config = yaml.safe_load(COLLECTOR_CONFIG.read_text(encoding="utf-8"))
+    for pipeline, spec in config["service"]["pipelines"].items():
+        for part in ("receivers", "processors", "exporters"):
+            assert spec[part], f"{pipeline} has no {part}"
+            assert set(spec[part]) <= set(config[part]), f"{pipeline}: undefined {part}"
+    assert set(config["service"]["extensions"]) <= set(config["extensions"])
+    needed = set(re.findall(r"\$\{env:([A-Z_]+)\}", COLLECTOR_CONFIG.read_text(encoding="utf-8")))
+    collector = compose()["services"]["otel-collector"]
+    assert _mounts(collector)["/etc/otelcol/config.yaml"] == "./deploy/otel-collector/config.yaml"
+    assert needed <= set(_environment(collector))
+    k8s_env = (COLLECTOR_CONFIG.parent / "kustomization.yaml").read_text(encoding="utf-8")
+    for name in needed:
+        assert f"- {name}=" in k8s_env

@@ -32,6 +32,16 @@ def _pod_specs(docs: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
     }
 
 
+def _service_deployments(docs: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
+    """The supportdesk services' Deployments (not the collector's)."""
+    deployments = of_kind(docs, "Deployment")
+    return {
+        name: d
+        for name, d in deployments.items()
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "service"
+    }
+
+
 def _env(container: dict[str, Any]) -> dict[str, Any]:
     return {item["name"]: item for item in container.get("env", [])}
 
@@ -124,17 +134,16 @@ def test_the_gateway_is_live_on_healthz_and_ready_on_readyz(name: str) -> None:
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_every_service_has_a_service_a_disruption_budget_and_an_autoscaler(name: str) -> None:
     docs = kustomize_build(name)
-    deployments = of_kind(docs, "Deployment")
+    deployments = _service_deployments(docs)
     assert set(deployments) == set(SERVICES)
-    services, budgets, scalers = (
-        of_kind(docs, "Service"),
-        of_kind(docs, "PodDisruptionBudget"),
-        of_kind(docs, "HorizontalPodAutoscaler"),
-    )
-    for service, deployment in deployments.items():
+    services = of_kind(docs, "Service")
+    budgets = of_kind(docs, "PodDisruptionBudget")
+    scalers = of_kind(docs, "HorizontalPodAutoscaler")
+    for service, deployment in of_kind(docs, "Deployment").items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert set(services[service]["spec"]["selector"].items()) <= set(labels.items())
         assert set(budgets[service]["spec"]["selector"]["matchLabels"].items()) <= set(labels.items())
+    for service, deployment in deployments.items():
         scaler = scalers[service]["spec"]
         assert scaler["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
         assert scaler["minReplicas"] <= deployment["spec"]["replicas"] <= scaler["maxReplicas"]
@@ -148,17 +157,21 @@ def test_the_services_reach_each_other_and_postgres_by_the_names_the_manifests_d
     for service, port in GRPC_PORTS.items():
         assert config[f"SUPPORTDESK_{service.upper()}_ADDR"] == f"{service}:{port}"
         assert port in [p["port"] for p in services[service]["spec"]["ports"]]
-    host, port = re.fullmatch(r"nats://([\w-]+):(\d+)", config["NATS_URL"]).groups()  # type: ignore[union-attr]
-    assert int(port) in [p["port"] for p in services[host]["spec"]["ports"]]
+    for url in (config["NATS_URL"], config["OTEL_EXPORTER_OTLP_ENDPOINT"]):
+        host, port = re.fullmatch(r"\w+://([\w-]+):(\d+)", url).groups()  # type: ignore[union-attr]
+        assert int(port) in [p["port"] for p in services[host]["spec"]["ports"]], url
     (cluster,) = of_kind(docs, "Cluster").values()
     for workload, pod in _pod_specs(docs).items():
         for container in pod["containers"]:
+            if container["image"].startswith(("nats:", "otel/")):
+                continue
             url = _env(container).get("DATABASE_URL")
-            if url is not None:
-                # CloudNativePG writes the application's connection URI to the secret <cluster>-app.
-                assert url["valueFrom"]["secretKeyRef"] == {"name": f"{cluster['metadata']['name']}-app", "key": "uri"}
-            elif not workload.startswith("StatefulSet/nats"):
-                assert container["args"] == ["serve", "gateway"], f"{workload} has no DATABASE_URL"
+            if container["args"] == ["serve", "gateway"]:
+                assert url is None, "the gateway reaches Postgres only through the services"
+                continue
+            assert url is not None, f"{workload} has no DATABASE_URL"
+            # CloudNativePG writes the application's connection URI to the secret <cluster>-app.
+            assert url["valueFrom"]["secretKeyRef"] == {"name": f"{cluster['metadata']['name']}-app", "key": "uri"}
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
@@ -166,9 +179,9 @@ def test_every_variable_given_to_the_services_is_a_documented_setting(name: str)
     documented = set(env_example())
     docs = kustomize_build(name)
     given = set(_config(docs))
-    for workload, pod in _pod_specs(docs).items():
-        if not workload.startswith("StatefulSet/nats"):
-            for container in pod["containers"]:
+    for pod in _pod_specs(docs).values():
+        for container in pod["containers"]:
+            if not container["image"].startswith(("nats:", "otel/")):
                 given |= set(_env(container))
     assert not given - documented, f"not settings (a typo?): {given - documented}"
 
@@ -229,7 +242,7 @@ def test_local_mode_runs_a_single_gateway(name: str) -> None:
     if _config(docs)["SUPPORTDESK_AUTH_MODE"] != "local":
         assert name == "overlays/prod"
         return
-    assert of_kind(docs, "Deployment")["gateway"]["spec"]["replicas"] == 1
+    assert _service_deployments(docs)["gateway"]["spec"]["replicas"] == 1
     assert of_kind(docs, "HorizontalPodAutoscaler")["gateway"]["spec"]["maxReplicas"] == 1
 
 
