@@ -239,3 +239,17 @@ def test_the_collector_pipelines_use_defined_components_and_variables_that_are_p
     k8s_env = (COLLECTOR_CONFIG.parent / "kustomization.yaml").read_text(encoding="utf-8")
     for name in needed:
         assert f"- {name}=" in k8s_env
+
+
+def test_the_build_context_holds_what_the_image_copies_and_nothing_else() -> None:
+    ignore = [
+        line for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines() if line and line[0] != "#"
+    ]
+    assert ignore[0] == "**", "the context starts empty, so no secret or local data reaches the build"
+    included = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    copied = set()
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            copied |= set(line.split()[1:-1])
+    assert copied == included
+    assert all((ROOT / path).exists() for path in copied)
