@@ -15,6 +15,7 @@ from tests.unit.deploy_files import (
     COLLECTOR_CONFIG,
     COMPOSE_FILE,
     DOCKERFILE,
+    ENV_EXAMPLE,
     ROOT,
     compose,
     env_example,
@@ -183,6 +184,12 @@ def test_secrets_have_no_default_and_compose_refuses_to_start_without_them() -> 
     shipped = env_example_set()
     for name in secrets:
         assert shipped.get(name) == "", f".env.example must leave {name} empty"
+
+
+def test_env_example_is_a_valid_env_file() -> None:
+    """A copy of it is compose's .env: every line is a comment, blank, or NAME=value."""
+    for number, line in enumerate(ENV_EXAMPLE.read_text(encoding="utf-8").splitlines(), start=1):
+        assert line == "" or line.startswith("#") or re.fullmatch(r"[A-Z][A-Z0-9_]*=\S*", line), f"line {number}"
 
 
 def test_env_example_documents_every_setting_and_every_compose_variable() -> None:
