@@ -1,4 +1,4 @@
-"""Routing's metrics: queues, agents, offers, SLA outcomes and time to first response, timers.
+"""Routing's metrics: queues, agents, offers, SLA outcomes and time to first response (timers: ``timer_metrics``).
 
 Counters are counted from the events the outbox relay got acknowledged (``on_published``): each fact once,
 after its transaction committed, off the request path. Gauges are read from routing's tables on a slow timer
@@ -8,7 +8,6 @@ after its transaction committed, off the request path. Gauges are read from rout
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
@@ -52,13 +51,6 @@ FIRST_RESPONSE = Histogram(
     ["queue", "priority"],
     buckets=(15, 30, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1800, 3600, 7200),
 )
-TIMERS_FIRED = Counter("supportdesk_timers_fired_total", "Durable timers fired, by kind.", ["kind"])
-TIMER_LATENESS = Histogram(
-    "supportdesk_timer_lateness_seconds",
-    "How long after its due time a timer fired, by kind.",
-    ["kind"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0),
-)
 
 
 def on_published(event: Envelope) -> None:
@@ -78,11 +70,6 @@ def on_published(event: Envelope) -> None:
             SLA_MET.labels(fact.metric, fact.queue).inc()
         if fact.metric == "first_response" and fact.elapsed is not None:
             FIRST_RESPONSE.labels(fact.queue, fact.priority).observe(max(fact.elapsed.total_seconds(), 0.0))
-
-
-def timer_fired(kind: str, due_at: datetime) -> None:
-    TIMERS_FIRED.labels(kind).inc()
-    TIMER_LATENESS.labels(kind).observe(max((datetime.now(UTC) - due_at).total_seconds(), 0.0))
 
 
 def samplers(pool: asyncpg.Pool) -> list[tuple[str, Sample]]:

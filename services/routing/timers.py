@@ -27,7 +27,7 @@ from opentelemetry.trace import Link, SpanKind
 from services.kit.bus.envelope import current_trace_headers
 from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, listen_forever
 from services.kit.logging import describe_error
-from services.routing import metrics
+from services.routing import timer_metrics
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -200,7 +200,7 @@ class TimerScheduler:
                 extra={"kind": timer.kind, "key": timer.key, "retry_in_s": retry_in, "error": describe_error(exc)},
             )
             return False
-        metrics.timer_fired(timer.kind, timer.due_at)
+        timer_metrics.timer_fired(timer.kind, timer.due_at)
         return True
 
     async def _seconds_to_next(self) -> float:

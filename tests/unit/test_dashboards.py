@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from services.gateway import metrics as gateway_metrics
 from services.kit import metrics as kit_metrics
 from services.routing import metrics as routing_metrics
+from services.routing import timer_metrics
 from services.ticketing import metrics as ticketing_metrics
 
 pytestmark = pytest.mark.unit
@@ -27,7 +28,7 @@ _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
 
 
 def defined_series() -> set[str]:
-    assert {gateway_metrics, kit_metrics, routing_metrics, ticketing_metrics}
+    assert {gateway_metrics, kit_metrics, routing_metrics, ticketing_metrics, timer_metrics}
     return {
         family.name + suffix
         for family in REGISTRY.collect()
