@@ -25,7 +25,8 @@ from tests.integration.test_gateway_agents import AGENT, running
 from tests.integration.test_gateway_help import Auth, auth, dead_address
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.integration
+# Needs Debian's Chromium, which a machine with only Python lacks: run by `pytest -m browser` (.ci/run).
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 __all__ = ["auth"]
 
