@@ -122,8 +122,8 @@ async def postgres(database_url: str, duration_s: float) -> dict[str, dict[str, 
         assert pool is not None
         cte, four_trips = _one_statement(pool), _four_round_trips(pool)
         try:
-            await closed_loop(concurrency, min(1.0, duration_s), cte)  # warm the pool's prepared statements
-            await closed_loop(concurrency, min(1.0, duration_s), four_trips)
+            await closed_loop(concurrency, min(0.5, duration_s), cte)  # warm the pool's prepared statements
+            await closed_loop(concurrency, min(0.5, duration_s), four_trips)
             figures[f"cte_c{concurrency}"] = await closed_loop(concurrency, duration_s, cte)
             figures[f"tx4_c{concurrency}"] = await closed_loop(concurrency, duration_s, four_trips)
         finally:
@@ -159,13 +159,13 @@ async def grpc_echo(tmp: Path, env: dict[str, str], duration_s: float, callers: 
     with process([sys.executable, str(BARE_PATH), "echo", "--port", str(port)], env, tmp / "echo.log") as server:
         await wait_for_port(port, server)
         async with grpc.aio.insecure_channel(f"{HOST}:{port}") as channel:
-            echo = channel.unary_unary(ECHO_METHOD)
+            echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(ECHO_METHOD)
             request = PAYLOAD[:120]
 
             async def call(_: int) -> None:
                 await echo(request, timeout=5)
 
-            await closed_loop(callers, min(1.0, duration_s), call)
+            await closed_loop(callers, min(0.5, duration_s), call)
             return await closed_loop(callers, duration_s, call)
 
 
@@ -176,7 +176,7 @@ async def fastapi_trivial(
     with process([sys.executable, str(BARE_PATH), "trivial", "--port", str(port)], env, tmp / "trivial.log") as app:
         await wait_for_port(port, app)
         make = post_factory(port, None)
-        await saturate(HOST, port, make, connections=connections, duration_s=min(1.0, duration_s))
+        await saturate(HOST, port, make, connections=connections, duration_s=min(0.5, duration_s))
         return (await saturate(HOST, port, make, connections=connections, duration_s=duration_s)).summary()
 
 

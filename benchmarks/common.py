@@ -73,7 +73,7 @@ async def wait_for_port(port: int, child: subprocess.Popen[bytes], timeout_s: fl
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise SystemExit(f"{child.args} exited with {child.returncode}")
+            raise SystemExit(f"{child.args!r} exited with {child.returncode}")
         try:
             _, writer = await asyncio.open_connection(HOST, port)
         except OSError:

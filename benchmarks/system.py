@@ -170,6 +170,8 @@ class AgentSimulator:
         conn = await self._idle.get()
         try:
             status, _ = await call(conn, "POST", f"/v1/offers/{offer_id}/accept", token)
+            if status == 0:  # the server had closed the idle keep-alive connection before reading the request
+                status, _ = await call(conn, "POST", f"/v1/offers/{offer_id}/accept", token)
         finally:
             self._idle.put_nowait(conn)
         if status == 200:
