@@ -235,6 +235,15 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 f"p50 {lat['p50']:.1f} p95 {lat['p95']:.1f}; {a['offered']}/{a['created']} offered",
             )
         )
+        for stage, lat in a["create_to_offer_stages_ms"].items():
+            out.append(
+                (
+                    "ours",
+                    f"  of which {stage.replace('_', ' ')}",
+                    f"{lat['p50']:.1f} ms p50",
+                    f"p95 {lat['p95']:.1f} p99 {lat['p99']:.1f}",
+                )
+            )
         lat = a["create_to_assignment_ms"]
         out.append(
             (
@@ -255,6 +264,9 @@ def rows(r: dict[str, Any]) -> list[Row]:
                     f"endpoint answers the upgrade with {s['stream_upgrade_status']}; no client here yet",
                 )
             )
+        logged = s["service_log_warnings"]
+        top = ", ".join(f"{n}× {m}" for m, n in list(logged.items())[:2])
+        out.append(("ours", "warnings and errors the services logged", f"{sum(logged.values())}", top))
         for stage, rss in s["memory_rss_mb"].items():
             out.append(("memory", f"RSS at {stage}", "", "  ".join(f"{k} {v:.0f} MB" for k, v in rss.items())))
     for cell in r.get("dispatch", []):

@@ -46,7 +46,9 @@ ROUTING_CONSUMER = ("TICKETING", "routing-ticket-events")
 OFFER_CREATED = "support.routing.v1.offer.created"
 BACKLOG_TICKETS = {"language": "zh"}
 AGENT_TICKETS = {"language": "en"}
-AGENT_CAPACITY = 100
+# Like a chat desk: a few tickets at once per agent, so the load spreads over many agents as it would.
+AGENT_CAPACITY = 10
+MIN_AGENTS = 20
 CATCH_UP_TIMEOUT_S = 180.0
 
 
@@ -211,7 +213,7 @@ async def add_agents(stack: Stack, count: int) -> dict[str, str]:
 
 async def offers(stack: Stack, customer: str, rate: float, duration_s: float) -> dict[str, Any]:
     tickets = math.ceil(rate * duration_s)
-    tokens = await add_agents(stack, math.ceil(tickets * 1.2 / AGENT_CAPACITY) + 1)
+    tokens = await add_agents(stack, max(MIN_AGENTS, math.ceil(tickets * 1.2 / AGENT_CAPACITY)))
     created: dict[str, float] = {}
 
     def on_response(scheduled: float, status: int, body: bytes) -> None:
@@ -245,7 +247,42 @@ async def offers(stack: Stack, customer: str, rate: float, duration_s: float) ->
         "accept_errors": simulator.accept_errors,
         "create_to_offer_ms": latency_ms(to_offer),
         "create_to_assignment_ms": latency_ms(to_assigned),
+        "create_to_offer_stages_ms": await offer_stages(stack, list(created)),
     }
+
+
+STAGES_SQL = """
+WITH t AS (SELECT id, created_at FROM ticketing.tickets WHERE id = ANY($1::uuid[])),
+created AS (
+    SELECT subject::uuid AS id, min(published_at) AS at FROM ticketing.outbox
+    WHERE event_type = 'support.ticketing.v1.ticket.created' AND subject = ANY($2::text[]) GROUP BY 1
+),
+queued AS (SELECT ticket_id AS id, enqueued_at AS at FROM routing.queue_entries WHERE ticket_id = ANY($1::uuid[])),
+offered AS (
+    SELECT ticket_id AS id, min(created_at) AS at FROM routing.offers WHERE ticket_id = ANY($1::uuid[]) GROUP BY 1
+),
+announced AS (
+    SELECT subject::uuid AS id, min(published_at) AS at FROM routing.outbox
+    WHERE event_type = 'support.routing.v1.offer.created' AND subject = ANY($2::text[]) GROUP BY 1
+)
+SELECT extract(epoch FROM created.at - t.created_at) AS ticketing_relay,
+       extract(epoch FROM queued.at - created.at) AS routing_consumer,
+       extract(epoch FROM offered.at - queued.at) AS dispatch,
+       extract(epoch FROM announced.at - offered.at) AS routing_relay
+FROM t JOIN created USING (id) JOIN queued USING (id) JOIN offered USING (id) JOIN announced USING (id)
+"""
+
+
+async def offer_stages(stack: Stack, ticket_ids: list[str]) -> dict[str, dict[str, float]]:
+    """Where create -> offer time goes, from the rows' own timestamps (published_at: when the PubAck was recorded).
+
+    ticketing_relay: ticket committed -> its event published; routing_consumer: published -> routing queued it;
+    dispatch: queued -> offer committed (0 unless the offer came from a later re-check); routing_relay: offer
+    committed -> its event published.
+    """
+    rows = await stack.db.fetch(STAGES_SQL, ticket_ids, ticket_ids)
+    stages = ("ticketing_relay", "routing_consumer", "dispatch", "routing_relay")
+    return {stage: latency_ms([float(r[stage]) for r in rows]) for stage in stages}
 
 
 async def stream_endpoint(stack: Stack, token: str) -> int:
@@ -293,6 +330,7 @@ async def run(data_dir: Path, env: dict[str, str], duration_s: float, connection
             peak = float(sat["create"]["rate_per_s"])
             curve = await latency_curve(stack, customer, peak, duration_s)
             with_agents = await offers(stack, customer, peak / 2, duration_s)
+            logged = log_messages(data_dir / "supportdesk-up.log")  # before the probe below, which logs its own
             stream_status = await stream_endpoint(stack, customer)
             memory[f"end ({await routed_count(stack):,} queued, {with_agents['agents']} agents)"] = service_rss_mb(pid)
         finally:
@@ -304,4 +342,17 @@ async def run(data_dir: Path, env: dict[str, str], duration_s: float, connection
         "with_agents": with_agents,
         "stream_upgrade_status": stream_status,
         "memory_rss_mb": memory,
+        "service_log_warnings": logged,
     }
+
+
+def log_messages(log: Path) -> dict[str, int]:
+    """How often each warning or error message appeared in the services' logs (JSON lines) during the run."""
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            record = orjson.loads(line)
+            if isinstance(record, dict):
+                key = f"{record.get('service', '?')}: {record.get('message', line[:80])}"
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
