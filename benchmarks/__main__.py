@@ -30,6 +30,7 @@ FULL = {
     "grid_agents": (100, 1_000, 10_000),
     "grid_tickets": (1_000, 10_000, 100_000),
     "samples": 300,
+    "events": 300,
     "timers_due": 100_000,
     "timer_spread": 90.0,
 }
@@ -39,6 +40,7 @@ QUICK = {
     "grid_agents": (100, 1_000),
     "grid_tickets": (1_000, 10_000),
     "samples": 100,
+    "events": 100,
     "timers_due": 5_000,
     "timer_spread": 10.0,
 }
@@ -54,6 +56,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="HTTP clients at saturation")
     parser.add_argument("--relay-rows", type=int, help="outbox rows the relay publishes")
     parser.add_argument("--samples", type=int, help="timed dispatch decisions of each kind per size")
+    parser.add_argument(
+        "--events", type=int, help="ticket.created events routing handles at each size, for its memory (0: none)"
+    )
     parser.add_argument("--timers", type=int, default=100_000, help="armed timers")
     parser.add_argument("--timers-due", type=int, help="of the armed timers, how many come due during the run")
     parser.add_argument("--timer-spread", type=float, help="seconds over which the due timers come due")
@@ -85,7 +90,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await part("ceilings", lambda: ceilings.run(tmp, env, args.duration, args.connections))
         await part("relay", lambda: relay.throughput(pg.url, bus.url, args.relay_rows))
         await part("system", lambda: system.run(tmp / "up", env, args.duration, args.connections))
-        await part("dispatch", lambda: scale.dispatch_grid(pg.url, args.grid_agents, args.grid_tickets, args.samples))
+        await part(
+            "dispatch",
+            lambda: scale.dispatch_grid(
+                pg.url, args.grid_agents, args.grid_tickets, args.samples, tmp=tmp, env=env, events=args.events
+            ),
+        )
         assert pg.pid is not None
         await part(
             "timers",
@@ -279,6 +289,16 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 f"mean agent-for-ticket / ticket-for-agent; p99 {a['p99']:.2f} / {t['p99']:.2f} ms",
             )
         )
+        if rss := cell.get("routing_rss"):
+            out.append(
+                (
+                    "memory",
+                    f"routing RSS, {cell['agents']:,} agents / {cell['waiting_tickets']:,} waiting",
+                    f"{rss['after_events_mb']:.0f} MB",
+                    f"idle {rss['idle_mb']:.0f} MB; after {rss['events']} new tickets in {rss['events_handled_s']} s; "
+                    f"{rss['log_warnings']} warnings logged",
+                )
+            )
     if t := r.get("timers"):
         out.append(
             (

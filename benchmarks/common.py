@@ -124,6 +124,18 @@ def supportdesk_up(data_dir: Path, extra_env: dict[str, str] | None = None) -> I
             child.wait()
 
 
+def log_messages(log: Path) -> dict[str, int]:
+    """How often each warning or error message appeared in the services' logs (JSON lines) during the run."""
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict):
+                key = f"{record.get('service', '?')}: {record.get('message', line[:80])}"
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
 class _Discard:
     def write(self, data: bytes) -> int:
         return len(data)

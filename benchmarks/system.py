@@ -36,7 +36,7 @@ from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
 from support.routing.v1 import events_pb2 as routing_events
 
-from benchmarks.common import HOST, latency_ms, supportdesk_up
+from benchmarks.common import HOST, latency_ms, log_messages, supportdesk_up
 from benchmarks.gateway_api import post_factory
 from benchmarks.loadgen import Connection, at_rate, request_bytes, saturate
 from services.gateway.tokens import load_or_create_local_secret, mint_local_token
@@ -344,15 +344,3 @@ async def run(data_dir: Path, env: dict[str, str], duration_s: float, connection
         "memory_rss_mb": memory,
         "service_log_warnings": logged,
     }
-
-
-def log_messages(log: Path) -> dict[str, int]:
-    """How often each warning or error message appeared in the services' logs (JSON lines) during the run."""
-    counts: dict[str, int] = {}
-    for line in log.read_text(errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            record = orjson.loads(line)
-            if isinstance(record, dict):
-                key = f"{record.get('service', '?')}: {record.get('message', line[:80])}"
-                counts[key] = counts.get(key, 0) + 1
-    return dict(sorted(counts.items(), key=lambda item: -item[1]))
