@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,20 +48,47 @@ class Timer:
 TimerHandler = Callable[[Connection, Timer], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Arming:
+    kind: str
+    key: str
+    due_at: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+_ARM = """
+    INSERT INTO timers (kind, key, due_at, payload, trace) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)
+    ON CONFLICT (kind, key) DO UPDATE SET
+        due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, trace = EXCLUDED.trace, armed_at = now(),
+        fired_at = NULL, lateness = NULL, cancelled_at = NULL, attempts = 0, error = NULL
+"""
+
+
 async def arm(conn: Connection, *, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any] = {}) -> None:
     """Arm (or re-arm, moving it) the timer ``kind``/``key`` in the caller's transaction."""
+    await arm_all(conn, [Arming(kind, key, due_at, payload)])
+
+
+async def arm_all(conn: Connection, armings: Sequence[Arming]) -> None:
+    """Arm (or move) several timers in one pipelined round trip."""
+    if not armings:
+        return
+    trace = json.dumps(current_trace_headers())
+    await conn.executemany(_ARM, [(a.kind, a.key, a.due_at, json.dumps(dict(a.payload)), trace) for a in armings])
+
+
+async def cancel_all(conn: Connection, kind_keys: Sequence[tuple[str, str]]) -> None:
+    """Cancel whichever of these timers are armed, in one statement."""
+    if not kind_keys:
+        return
     await conn.execute(
         """
-        INSERT INTO timers (kind, key, due_at, payload, trace) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)
-        ON CONFLICT (kind, key) DO UPDATE SET
-            due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, trace = EXCLUDED.trace, armed_at = now(),
-            fired_at = NULL, lateness = NULL, cancelled_at = NULL, attempts = 0, error = NULL
+        UPDATE timers SET cancelled_at = now()
+        FROM unnest($1::text[], $2::text[]) AS c(kind, key)
+        WHERE timers.kind = c.kind AND timers.key = c.key AND fired_at IS NULL AND cancelled_at IS NULL
         """,
-        kind,
-        key,
-        due_at,
-        json.dumps(dict(payload)),
-        json.dumps(current_trace_headers()),
+        [k for k, _ in kind_keys],
+        [key for _, key in kind_keys],
     )
 
 
