@@ -37,7 +37,10 @@ def _settings(runtime: Runtime) -> NotifySettings:
 
 def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
     settings = _settings(runtime)
-    api = NotifyApi(Inbox(runtime.pool, replay_overlap_s=settings.replay_overlap_s), DeliveryAdmin(runtime.pool))
+    api = NotifyApi(
+        Inbox(runtime.pool, replay_overlap_s=settings.replay_overlap_s),
+        DeliveryAdmin(runtime.pool, allowed_hosts=settings.webhook_allowed_hosts),
+    )
     notify_service_pb2_grpc.add_NotifyServiceServicer_to_server(api, server)
 
 
@@ -51,7 +54,7 @@ def delivery_worker(runtime: Runtime, schema: str, http: httpx.AsyncClient) -> D
     return DeliveryWorker(
         runtime.pool,
         schema,
-        webhooks=WebhookSender(http, settings.webhook_timeout_s),
+        webhooks=WebhookSender(http, settings.webhook_timeout_s, settings.webhook_allowed_hosts),
         email=EmailSender(settings) if settings.email_enabled else None,
         schedule=settings.retry_schedule,
         concurrency=settings.delivery_concurrency,

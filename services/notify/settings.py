@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from services.kit.settings import ServiceSettings
 from services.notify.delivery_rules import RetrySchedule
@@ -13,6 +16,8 @@ class NotifySettings(ServiceSettings):
 
     # Webhooks: each attempt's deadline, and the retry schedule before a delivery is dead-lettered.
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+    # Hosts webhook URLs may name (comma-separated); empty: any. Keeps deliveries inside a known perimeter.
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     delivery_max_attempts: int = Field(default=8, ge=1)
     delivery_backoff_base_s: float = Field(default=5.0, ge=0)
     delivery_backoff_cap_s: float = Field(default=3600.0, ge=0)
@@ -34,6 +39,13 @@ class NotifySettings(ServiceSettings):
 
     # A reconnecting stream gets notifications created up to this long before its last-seen one again.
     replay_overlap_s: float = Field(default=2.0, ge=0)
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
 
     @property
     def retry_schedule(self) -> RetrySchedule:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -39,10 +40,26 @@ def _cursor(token: str) -> tuple[datetime, uuid.UUID] | None:
         raise InvalidArgument("invalid_page_token", "page_token: not a token from a previous page") from None
 
 
-def _check_endpoint(e: Endpoint) -> None:
-    parts = urlsplit(e.url)
-    if len(e.url) > _MAX_URL or parts.scheme not in ("http", "https") or not parts.hostname:
+def host_allowed(url: str, allowed_hosts: Sequence[str]) -> bool:
+    """Whether ``url`` names a host webhooks may reach (any, when no list is configured)."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return bool(host) and (not allowed_hosts or host in allowed_hosts)
+
+
+def _check_endpoint(e: Endpoint, allowed_hosts: Sequence[str]) -> None:
+    try:
+        parts = urlsplit(e.url)
+        hostname = parts.hostname
+        _ = parts.port
+    except ValueError:
+        raise InvalidArgument("invalid_argument", "url: not a URL", field="url") from None
+    if len(e.url) > _MAX_URL or parts.scheme not in ("http", "https") or not hostname:
         raise InvalidArgument("invalid_argument", "url: an http(s) URL with a host", field="url")
+    if not host_allowed(e.url, allowed_hosts):
+        raise InvalidArgument("webhook_host_not_allowed", "url: this host is not an allowed webhook host", field="url")
     if not e.event_types or len(e.event_types) > _MAX_TYPES or not all(valid_pattern(t) for t in e.event_types):
         raise InvalidArgument(
             "invalid_argument",
@@ -56,13 +73,14 @@ def _check_endpoint(e: Endpoint) -> None:
 
 
 class DeliveryAdmin:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, allowed_hosts: Sequence[str] = ()) -> None:
         self._pool = pool
+        self._allowed_hosts = tuple(allowed_hosts)
 
     async def create_endpoint(self, request_id: str, e: Endpoint) -> tuple[Endpoint, bool]:
         if not request_id:
             raise InvalidArgument("invalid_argument", "request_id: required", field="request_id")
-        _check_endpoint(e)
+        _check_endpoint(e, self._allowed_hosts)
         fresh = replace(e, id=uuid.uuid4(), secret="whsec_" + secrets.token_urlsafe(32))
         async with self._pool.acquire() as conn:
             return await store.create_endpoint(conn, request_id, fresh)
@@ -84,7 +102,7 @@ class DeliveryAdmin:
     async def update_endpoint(self, e: Endpoint, expected_version: int) -> Endpoint:
         current = await self.endpoint(str(e.id))
         changed = replace(current, url=e.url, event_types=e.event_types, enabled=e.enabled, description=e.description)
-        _check_endpoint(changed)
+        _check_endpoint(changed, self._allowed_hosts)
         async with self._pool.acquire() as conn:
             updated = await store.update_endpoint(conn, changed, expected_version)
         if updated is None:

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import aiosmtplib
 import httpx
 
+from services.notify.deliveries.admin import host_allowed
 from services.notify.deliveries.model import Delivery, Endpoint, Outcome
 from services.notify.delivery_rules import signed_headers
 from services.notify.settings import NotifySettings
 
 
 class WebhookSender:
-    def __init__(self, client: httpx.AsyncClient, timeout_s: float) -> None:
+    def __init__(self, client: httpx.AsyncClient, timeout_s: float, allowed_hosts: Sequence[str] = ()) -> None:
         self._client = client
         self._timeout = httpx.Timeout(timeout_s)
+        self._allowed_hosts = tuple(allowed_hosts)
 
     async def send(self, d: Delivery, endpoint: Endpoint) -> Outcome:
         """POST the signed body; any 2xx is success, anything else (or no answer in time) a failure."""
         started, clock = datetime.now(UTC), time.perf_counter()
+        if not host_allowed(endpoint.url, self._allowed_hosts):
+            return Outcome(False, started, 0.0, 0, "the endpoint's host is no longer allowed")
         headers = signed_headers(
             endpoint.secret, int(time.time()), d.payload, event_id=d.event_id, delivery_id=str(d.id)
         )
