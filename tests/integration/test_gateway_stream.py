@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from nats.js import JetStreamContext
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
@@ -202,3 +202,26 @@ async def test_webhook_admin_and_preferences(gateway: Gateway) -> None:
     assert (read["locale"], read["quiet_start"], read["time_zone"]) == ("zh-CN", "22:00", "Asia/Shanghai")
     wrong = await gateway.http.put("/v1/notifications/preferences", json={"time_zone": "Mars/Base"}, headers=me)
     assert wrong.status_code == 400
+
+
+async def test_without_nats_the_stream_asks_to_come_back_later(tmp_path: Path) -> None:
+    port = free_port()
+    app = create_app(GatewaySettings(data_dir=tmp_path, notify_addr=f"127.0.0.1:{free_port()}"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        return server.started
+
+    await eventually(started, what="the gateway to listen")
+    secret = load_or_create_local_secret(tmp_path / "secrets" / "local-jwt.key")
+    token = mint_local_token(secret, role="customer", subject="c-1", issuer="supportdesk-local", audience="supportdesk")
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/v1/stream?access_token={token}") as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1013
+    finally:
+        server.should_exit = True
+        await task

@@ -4,8 +4,8 @@ security alerts), each a JSON text frame ``{"event_id", "type", "data"}``.
 Authenticate with the same JWT as the REST API: ``?access_token=<JWT>``, or the subprotocols
 ``bearer, <JWT>`` (the server then answers with ``bearer``). After a reconnect, ``?last_event_id=<event_id>``
 first replays what was missed, oldest first (frames already seen may come again; drop them by id).
-Close codes: 1008 bad or missing token, 1013 stream unavailable or the client fell behind (reconnect with
-``last_event_id``).
+A bad or missing token is refused at the handshake (HTTP 403). Close codes: 1013 when the stream is unavailable
+or the client fell behind (reconnect with ``last_event_id``).
 """
 
 from __future__ import annotations
@@ -48,12 +48,13 @@ async def stream(websocket: WebSocket, access_token: str | None = None, last_eve
     try:
         principal = verifier.verify(token or "")
     except ProblemError:
+        # Closing before accepting refuses the upgrade itself (HTTP 403): nothing is streamed to an unknown caller.
         await websocket.close(code=POLICY_VIOLATION, reason="invalid or missing token")
         return
+    await websocket.accept(subprotocol=subprotocol)
     if not hub.available:
         await websocket.close(code=TRY_AGAIN_LATER, reason="live stream unavailable")
         return
-    await websocket.accept(subprotocol=subprotocol)
     with hub.listen([principal.subject, *audiences_of(principal)]) as queue:
         replayed: set[str] = set()
         if last_event_id:

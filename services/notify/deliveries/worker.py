@@ -8,7 +8,6 @@ share the work, and a replica that dies mid-attempt leaves rows that another cla
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections import Counter
@@ -49,7 +48,9 @@ class DeliveryWorker:
         self._poll_interval_s = poll_interval_s
         # Long enough for an attempt that waited for its target's slot and then ran to its timeout.
         self._lease_s = attempt_timeout_s * 2 + 30
+        # Claimed per target (running or waiting for a slot), and the slots themselves.
         self._in_flight: Counter[str] = Counter()
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -70,12 +71,12 @@ class DeliveryWorker:
                 if claimed:
                     continue
                 waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._slot_freed.wait())]
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED), self._poll_interval_s
-                    )
-                for waiter in waits:
-                    waiter.cancel()
+                try:
+                    # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a cancellation that races a wake-up.
+                    await asyncio.wait(waits, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waits:
+                        waiter.cancel()
                 self._slot_freed.clear()
         finally:
             listener.cancel()
@@ -101,13 +102,16 @@ class DeliveryWorker:
         return len(claimed)
 
     async def _attempt(self, d: Delivery) -> None:
+        slots = self._slots.setdefault(d.target, asyncio.Semaphore(self._per_target))
         try:
-            outcome = await self._send(d)
+            async with slots:
+                outcome = await self._send(d)
             await self._record(d, outcome)
         finally:
             self._in_flight[d.target] -= 1
             if self._in_flight[d.target] <= 0:
                 del self._in_flight[d.target]
+                self._slots.pop(d.target, None)
             self._slot_freed.set()
 
     async def _send(self, d: Delivery) -> Outcome:
