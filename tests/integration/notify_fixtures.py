@@ -47,10 +47,11 @@ class Received:
 
 @dataclass
 class Receiver:
-    """An ASGI app served by uvicorn: ``/ok`` answers 204, ``/fail`` 500, ``/hang`` never answers."""
+    """An ASGI app served by uvicorn: ``/ok`` answers 204, ``/fail`` 500, ``/hang`` only once released."""
 
     received: list[Received] = field(default_factory=list)
     base_url: str = ""
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -64,7 +65,7 @@ class Receiver:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.received.append(Received(scope["path"], headers, body))
         if scope["path"].startswith("/hang"):
-            await asyncio.Event().wait()
+            await self.released.wait()
         status = 204 if scope["path"].startswith("/ok") else 500
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -88,6 +89,7 @@ async def http_receiver() -> AsyncIterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.released.set()  # hanging requests end before the server stops
         server.should_exit = True
         server.force_exit = True
         task.cancel()
