@@ -222,9 +222,11 @@ class ServiceClients:
         )
         return mapping.notification_page(response)
 
-    async def replay_notifications(self, principal: Principal, after_id: str) -> list[schemas.NotificationOut]:
+    async def replay_notifications(
+        self, principal: Principal, after_id: str, *, limit: int
+    ) -> list[schemas.NotificationOut]:
         request = notify_service_pb2.ReplayNotificationsRequest(
-            user_id=principal.subject, audiences=mapping.audiences_of(principal), after_id=after_id
+            user_id=principal.subject, audiences=mapping.audiences_of(principal), after_id=after_id, limit=limit
         )
         response: notify_service_pb2.ReplayNotificationsResponse = await self._call(
             NOTIFY, self.notify.ReplayNotifications, request

@@ -20,6 +20,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from services.gateway.auth import TokenVerifier
 from services.gateway.clients import ServiceClients
 from services.gateway.mapping import audiences_of
+from services.gateway.principal import Principal
 from services.gateway.problems import ProblemError
 from services.gateway.stream import StreamHub
 
@@ -27,6 +28,7 @@ router = APIRouter()
 
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
+REPLAY_PAGE = 100
 
 
 def _token(websocket: WebSocket, access_token: str | None) -> tuple[str | None, str | None]:
@@ -59,16 +61,28 @@ async def stream(websocket: WebSocket, access_token: str | None = None, last_eve
         replayed: set[str] = set()
         if last_event_id:
             try:
-                missed = await clients.replay_notifications(principal, last_event_id[:64])
+                await _replay(websocket, clients, principal, last_event_id[:64], replayed)
             except ProblemError:
                 await websocket.close(code=TRY_AGAIN_LATER, reason="notify unavailable; retry")
                 return
-            for item in missed:
-                replayed.add(item.id)
-                await websocket.send_text(
-                    _dump({"event_id": item.id, "type": "notification.created", "data": item.model_dump(mode="json")})
-                )
         await _pump(websocket, queue, replayed)
+
+
+async def _replay(
+    websocket: WebSocket, clients: ServiceClients, principal: Principal, after: str, replayed: set[str]
+) -> None:
+    """Send what was missed after ``after``, page by page, oldest first."""
+    while True:
+        page = await clients.replay_notifications(principal, after, limit=REPLAY_PAGE)
+        fresh = [item for item in page if item.id not in replayed]
+        for item in fresh:
+            replayed.add(item.id)
+            await websocket.send_text(
+                _dump({"event_id": item.id, "type": "notification.created", "data": item.model_dump(mode="json")})
+            )
+        if len(page) < REPLAY_PAGE or not fresh:
+            return
+        after = fresh[-1].id
 
 
 async def _pump(websocket: WebSocket, queue: asyncio.Queue[dict[str, Any] | None], replayed: set[str]) -> None:
