@@ -16,6 +16,7 @@ from opentelemetry.trace import Span
 from services.gateway.auth import build_verifier
 from services.gateway.clients import ServiceClients
 from services.gateway.grpc_errors import rpc_error_handler
+from services.gateway.metrics import HttpMetricsMiddleware, metrics_endpoint
 from services.gateway.middleware import BodySizeLimitMiddleware, CatchAllMiddleware
 from services.gateway.openapi import install_openapi
 from services.gateway.problems import install_problem_handlers
@@ -26,6 +27,7 @@ from services.gateway.routes import (
     health,
     notifications,
     offers,
+    ops,
     priority_rules,
     queues,
     routing_rules,
@@ -92,6 +94,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     # add_middleware wraps what is already there: the last added runs first.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)
     if settings.cors_origins:
         # Outermost, so error answers carry CORS headers too and browsers can read them.
         app.add_middleware(
@@ -116,10 +119,12 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(webhooks.router)
     app.include_router(deliveries.router)
     app.include_router(stream.router)
+    app.include_router(ops.router)
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app)
     FastAPIInstrumentor.instrument_app(
         app,
-        excluded_urls="/healthz,/readyz",
+        excluded_urls="/healthz,/readyz,/metrics",
         server_request_hook=_drop_query,
         # One span per request: a child span per ASGI message sent or received costs CPU and tells nothing.
         exclude_spans=["receive", "send"],

@@ -13,6 +13,7 @@ from services.notify.delivery_rules import RetrySchedule
 
 class NotifySettings(ServiceSettings):
     grpc_port: int = 50053
+    metrics_port: int = 9103
 
     # Webhooks: each attempt's deadline, and the retry schedule before a delivery is dead-lettered.
     webhook_timeout_s: float = Field(default=5.0, gt=0)

@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from services.kit.bus.envelope import Envelope
+from services.kit.bus.store import OUTBOX_COLUMNS, outbox_values
 from services.kit.db import Connection
 from services.ticketing.conversation import Attachment, Message, Visibility
 from services.ticketing.domain import (
@@ -46,6 +48,37 @@ async def insert_ticket(conn: Connection, ticket: Ticket, request_id: str) -> Ti
         """,
         request_id,
         *_ticket_values(ticket),
+    )
+    return _ticket(row) if row else None
+
+
+async def insert_announced_ticket(
+    conn: Connection, ticket: Ticket, request_id: str, created: Change, *, trace_id: str, event: Envelope
+) -> Ticket | None:
+    """Insert a ticket with its first timeline line and its event in one statement: one round trip, atomic
+    without a transaction block. None (and nothing written) when ``request_id`` already has a ticket."""
+    row = await conn.fetchrow(
+        f"""
+        WITH created AS (
+            INSERT INTO tickets (request_id, {_COLUMNS})
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17, $18, $19,
+                    $20, $21, $22)
+            ON CONFLICT (request_id) DO NOTHING
+            RETURNING {_COLUMNS}
+        ), audit AS (
+            INSERT INTO timeline (ticket_id, version, actor_type, actor_id, action, details, trace_id, created_at)
+            SELECT id, $23, $24, $25, $26, $27::jsonb, $28, created_at FROM created
+        ), announced AS (
+            INSERT INTO outbox ({OUTBOX_COLUMNS})
+            SELECT $29, $30, $31, $32, $33, $34, $35::jsonb FROM created
+        )
+        SELECT {_COLUMNS} FROM created
+        """,
+        request_id,
+        *_ticket_values(ticket),
+        *_timeline_values(created),
+        trace_id,
+        *outbox_values(event),
     )
     return _ticket(row) if row else None
 
@@ -190,20 +223,13 @@ async def append_timeline(
         INSERT INTO timeline (ticket_id, version, actor_type, actor_id, action, details, trace_id, created_at)
         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
         """,
-        [
-            (
-                ticket_id,
-                c.version,
-                c.actor.type.value,
-                c.actor.id,
-                c.action.value,
-                json.dumps(dict(c.details)),
-                trace_id,
-                at,
-            )
-            for c in changes
-        ],
+        [(ticket_id, *_timeline_values(c), trace_id, at) for c in changes],
     )
+
+
+def _timeline_values(c: Change) -> tuple[int, str, str, str, str]:
+    """version, actor_type, actor_id, action, details: the columns every timeline line takes from its change."""
+    return c.version, c.actor.type.value, c.actor.id, c.action.value, json.dumps(dict(c.details))
 
 
 async def list_timeline(conn: Connection, ticket_id: uuid.UUID, *, after_id: int, limit: int) -> list[TimelineEntry]:
