@@ -31,8 +31,10 @@ CONSUMERS = (TICKET_EVENTS, ROUTING_EVENTS, SLA_EVENTS, WALLET_EVENTS)
 
 
 def _settings(runtime: Runtime) -> NotifySettings:
-    assert isinstance(runtime.settings, NotifySettings)
-    return runtime.settings
+    """notify's settings; a runtime built with plain service settings gets notify's defaults for the rest."""
+    if isinstance(runtime.settings, NotifySettings):
+        return runtime.settings
+    return NotifySettings.model_construct(**runtime.settings.model_dump())
 
 
 def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
