@@ -23,6 +23,7 @@ from services.gateway.problems import install_problem_handlers
 from services.gateway.routes import (
     agents,
     conversation,
+    deliveries,
     health,
     notifications,
     offers,
@@ -31,10 +32,13 @@ from services.gateway.routes import (
     queues,
     routing_rules,
     sla,
+    stream,
     tickets,
+    webhooks,
 )
 from services.gateway.routes import help as help_routes
 from services.gateway.settings import GatewaySettings
+from services.gateway.stream import StreamHub
 
 DESCRIPTION = """\
 Public API of the wallet's 24/7 human customer service.
@@ -57,15 +61,21 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if clients is not None:
-            yield
-            return
-        opened = ServiceClients.from_settings(settings)
-        app.state.clients = opened
+        hub = StreamHub(settings.nats_url, queue_size=settings.stream_queue_size)
+        app.state.stream_hub = hub
+        hub.start()
         try:
-            yield
+            if clients is not None:
+                yield
+                return
+            opened = ServiceClients.from_settings(settings)
+            app.state.clients = opened
+            try:
+                yield
+            finally:
+                await opened.close()
         finally:
-            await opened.close()
+            await hub.close()
 
     app = FastAPI(
         title="Supportdesk API",
@@ -106,6 +116,9 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(help_routes.router)
     app.include_router(routing_rules.router)
     app.include_router(sla.router)
+    app.include_router(webhooks.router)
+    app.include_router(deliveries.router)
+    app.include_router(stream.router)
     app.include_router(ops.router)
     app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app)

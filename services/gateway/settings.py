@@ -52,6 +52,10 @@ class GatewaySettings(CommonSettings):
     retry_after_s: int = Field(default=2, ge=0)
     max_body_bytes: int = Field(default=65536, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # NATS for the live stream (/v1/stream); unset, the stream answers 1013 and REST works as before.
+    nats_url: str | None = Field(default=None, validation_alias="NATS_URL")
+    # Frames a slow socket may have waiting before it is closed (it resumes from its last event id).
+    stream_queue_size: int = Field(default=256, ge=1)
     # Time uvicorn gives in-flight requests after SIGTERM before closing them.
     shutdown_grace_s: int = Field(default=10, ge=0)
 

@@ -45,6 +45,17 @@ async def create_pool(dsn: str, *, schema: str, application: str, min_size: int,
     return pool
 
 
+async def wait_for_wake(wake: asyncio.Event, timeout_s: float) -> None:
+    """Return when ``wake`` is set or after ``timeout_s``, whichever comes first.
+
+    Not ``asyncio.wait_for(wake.wait(), ...)``: on Python 3.11 it swallows a cancellation that races the
+    event being set, and the cancelled loop then runs on, so the task never stops.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(timeout_s, 0.0)):
+            await wake.wait()
+
+
 async def listen_forever(pool: asyncpg.Pool, channel: str, wake: asyncio.Event, *, retry_s: float) -> None:
     """Set ``wake`` on every NOTIFY on ``channel``, holding one pooled connection; reconnect when it drops.
 

@@ -25,7 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind
 
 from services.kit.bus.envelope import current_trace_headers
-from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, listen_forever
+from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, listen_forever, wait_for_wake
 from services.kit.logging import describe_error
 from services.routing import timer_metrics
 
@@ -164,8 +164,7 @@ class TimerScheduler:
                 except DB_UNAVAILABLE_ERRORS as exc:
                     log.warning("timer scheduler pass failed", extra={"error": repr(exc)})
                     sleep_s = self._max_sleep_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(sleep_s, 0.0))
+                await wait_for_wake(self._wake, sleep_s)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -62,7 +62,7 @@ async def system(fresh_database_url: str, js: JetStreamContext) -> AsyncIterator
     workers = [asyncio.create_task(OutboxRelay(pools[n], js, n).run()) for n in pools]
     for spec, pool, handler in (
         (routing_main.TICKET_EVENTS, pools["routing"], routing_consumers.on_ticket_event),
-        (notify_main.TICKET_EVENTS, pools["notify"], notify_service.on_ticket_created),
+        (notify_main.TICKET_EVENTS, pools["notify"], notify_service.EventHandler(email_enabled=False)),
     ):
         await declare_consumer(js, spec, BUS)
         workers.append(asyncio.create_task(EventConsumer(js, pool, spec, handler, max_deliver=3).run()))

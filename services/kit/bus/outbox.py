@@ -20,7 +20,7 @@ from opentelemetry.trace import Link, SpanKind
 from services.kit import metrics
 from services.kit.bus import store
 from services.kit.bus.envelope import Envelope, current_trace_headers
-from services.kit.db import Connection, listen_forever
+from services.kit.db import Connection, listen_forever, wait_for_wake
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -81,8 +81,7 @@ class OutboxRelay:
                 failures = 0
                 if result.published == self._batch_size:
                     continue  # more is waiting
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+                await wait_for_wake(self._wake, self._poll_interval_s)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
