@@ -33,6 +33,7 @@ from services.gateway.routes import (
 )
 from services.gateway.routes import help as help_routes
 from services.gateway.settings import GatewaySettings
+from services.gateway.throttling import RateLimitHeadersMiddleware, RateLimits
 
 DESCRIPTION = """\
 Public API of the wallet's 24/7 human customer service.
@@ -73,6 +74,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     )
     app.state.settings = settings
     app.state.verifier = verifier
+    app.state.rate_limits = RateLimits.from_settings(settings)
     if clients is not None:
         app.state.clients = clients
 
@@ -82,6 +84,8 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     # add_middleware wraps what is already there: the last added runs first.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAllMiddleware)
+    if app.state.rate_limits is not None:
+        app.add_middleware(RateLimitHeadersMiddleware)
     if settings.cors_origins:
         # Outermost, so error answers carry CORS headers too and browsers can read them.
         app.add_middleware(
@@ -89,7 +93,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            expose_headers=["Location", "Retry-After"],
+            expose_headers=["Location", "Retry-After", "RateLimit", "RateLimit-Policy"],
         )
 
     app.include_router(health.router)

@@ -20,6 +20,7 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.gateway import throttling
 from services.gateway.principal import Principal, Role
 from services.gateway.problems import ProblemError
 from services.gateway.settings import GatewaySettings
@@ -125,17 +126,26 @@ async def get_verifier(request: Request) -> TokenVerifier:  # async: no thread-p
 
 
 async def authenticate(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     verifier: Annotated[TokenVerifier, Depends(get_verifier)],
 ) -> Principal:
+    """The verified caller, charged to its rate budget; callers without a valid token share their address's."""
     if credentials is None or not credentials.credentials:
+        throttling.spend(request, throttling.client_address(request))
         raise ProblemError(
             401,
             "unauthenticated",
             "A bearer token is required.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return verifier.verify(credentials.credentials)
+    try:
+        principal = verifier.verify(credentials.credentials)
+    except ProblemError:
+        throttling.spend(request, throttling.client_address(request))
+        raise
+    throttling.spend(request, throttling.subject_key(principal.subject))
+    return principal
 
 
 def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:

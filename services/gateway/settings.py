@@ -52,6 +52,12 @@ class GatewaySettings(CommonSettings):
     retry_after_s: int = Field(default=2, ge=0)
     max_body_bytes: int = Field(default=65536, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Per caller and per gateway process (ADR 0012): `reads` GET requests and `writes` other requests per
+    # window, each allowed in one burst after a quiet spell. Far above what a person or a console does.
+    rate_limit_enabled: bool = True
+    rate_limit_reads: int = Field(default=1200, gt=0)
+    rate_limit_writes: int = Field(default=300, gt=0)
+    rate_limit_window_s: int = Field(default=60, gt=0)
     # Time uvicorn gives in-flight requests after SIGTERM before closing them.
     shutdown_grace_s: int = Field(default=10, ge=0)
 
