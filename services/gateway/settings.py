@@ -40,8 +40,15 @@ class GatewaySettings(CommonSettings):
     jwt_audience: str = "supportdesk"
     # Local mode: HS256 secret shared with the token-minting command; None means data_dir/secrets/local-jwt.key.
     local_jwt_secret_file: Path | None = None
-    # JWT mode: PEM public key of the identity provider.
+    # JWT mode: PEM public key of the identity provider, or the URL of its JWKS (one of the two).
     jwt_public_key_file: Path | None = None
+    jwt_jwks_url: str | None = Field(default=None, pattern=r"^https?://")
+    # How long a fetched key set is trusted before it is fetched again.
+    jwt_jwks_cache_s: float = Field(default=300.0, gt=0)
+    # Short: a request waiting for keys waits this long at most before its 503.
+    jwt_jwks_timeout_s: float = Field(default=2.0, gt=0)
+    # At most one refetch per this many seconds for tokens naming a key id not in the cached set.
+    jwt_jwks_refresh_cooldown_s: float = Field(default=30.0, ge=0)
     jwt_algorithms: Annotated[list[JwtAlgorithm], NoDecode] = Field(default_factory=lambda: list(_DEFAULT_ALGORITHMS))
 
     # Deadline of every gRPC call made while serving a request.
@@ -68,8 +75,11 @@ class GatewaySettings(CommonSettings):
 
     @model_validator(mode="after")
     def _jwt_mode_needs_a_key(self) -> GatewaySettings:
-        if self.auth_mode == "jwt" and self.jwt_public_key_file is None:
-            raise ValueError("auth_mode=jwt needs jwt_public_key_file (SUPPORTDESK_JWT_PUBLIC_KEY_FILE)")
+        if self.auth_mode == "jwt" and (self.jwt_public_key_file is None) == (self.jwt_jwks_url is None):
+            raise ValueError(
+                "auth_mode=jwt needs exactly one of jwt_public_key_file (SUPPORTDESK_JWT_PUBLIC_KEY_FILE)"
+                " and jwt_jwks_url (SUPPORTDESK_JWT_JWKS_URL)"
+            )
         if self.auth_mode == "jwt" and not self.jwt_algorithms:
             raise ValueError("auth_mode=jwt needs at least one entry in jwt_algorithms")
         return self
