@@ -15,6 +15,7 @@ from opentelemetry.trace import Span
 
 from services.gateway.auth import build_verifier
 from services.gateway.clients import ServiceClients
+from services.gateway.deadline import RequestDeadlineMiddleware
 from services.gateway.grpc_errors import rpc_error_handler
 from services.gateway.middleware import BodySizeLimitMiddleware, CatchAllMiddleware
 from services.gateway.openapi import install_openapi
@@ -82,6 +83,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.add_exception_handler(grpc.aio.AioRpcError, rpc_error_handler)
 
     # add_middleware wraps what is already there: the last added runs first.
+    app.add_middleware(RequestDeadlineMiddleware, timeout_s=settings.request_timeout_s)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAllMiddleware)
     if app.state.rate_limits is not None:

@@ -51,7 +51,7 @@ class GatewaySettings(CommonSettings):
     jwt_jwks_refresh_cooldown_s: float = Field(default=30.0, ge=0)
     jwt_algorithms: Annotated[list[JwtAlgorithm], NoDecode] = Field(default_factory=lambda: list(_DEFAULT_ALGORITHMS))
 
-    # Deadline of every gRPC call made while serving a request.
+    # Deadline of a request: every gRPC call made while serving it shares what is left of it.
     request_timeout_s: float = Field(default=5.0, gt=0)
     # Deadline of each readiness probe; short so a load balancer's check never queues behind a slow peer.
     readiness_timeout_s: float = Field(default=1.0, gt=0)
