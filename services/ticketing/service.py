@@ -39,18 +39,32 @@ class TicketingService:
         self._clock = clock
 
     async def create_ticket(self, new: NewTicket) -> tuple[Ticket, bool]:
-        """Open a ticket; a retry with the same request_id returns the original and ``created=False``."""
+        """Open a ticket; a retry with the same request_id returns the original and ``created=False``.
+
+        The same request_id with other content is ``idempotency_key_reused``; while another call with it is
+        still being served, ``idempotency_key_in_flight`` (both failed preconditions: retry, or use a new id).
+        """
+        fingerprint = domain.request_fingerprint(new)
         new, findings = _redacted_ticket(new)
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
-            rules = await store.priority_rules(conn)
+            claimed, rules = await store.claim_request(conn, new.request_id)
+            if not claimed:
+                raise FailedPrecondition(
+                    "idempotency_key_in_flight", "a request with this request_id is still being served; retry"
+                )
             candidate, created = domain.open_ticket(new, uuid.uuid4(), now, rules)
-            ticket = await store.insert_ticket(conn, candidate, new.request_id)
+            ticket = await store.insert_ticket(conn, candidate, new.request_id, fingerprint)
             if ticket is None:
                 existing = await store.ticket_by_request_id(conn, new.request_id)
                 if existing is None:  # the conflicting insert rolled back after all; rare, safe to retry
                     raise asyncpg.SerializationError("concurrent create with the same request_id")
-                return existing, False
+                original, original_fingerprint = existing
+                if original_fingerprint not in ("", fingerprint):
+                    raise FailedPrecondition(
+                        "idempotency_key_reused", "this request_id opened a ticket with other content"
+                    )
+                return original, False
             history = History(ticket, now)
             history.changes.append(created)
             messages = self._warn_if_exposed(history, findings, "create", now)

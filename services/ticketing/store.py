@@ -34,20 +34,39 @@ _COLUMNS = (
 _MESSAGE_COLUMNS = "seq, id, ticket_id, author_type, author_id, visibility, body, attachments, redactions, created_at"
 
 
-async def insert_ticket(conn: Connection, ticket: Ticket, request_id: str) -> Ticket | None:
+async def insert_ticket(conn: Connection, ticket: Ticket, request_id: str, fingerprint: str) -> Ticket | None:
     """Insert, or return None when a ticket with ``request_id`` already exists."""
     row = await conn.fetchrow(
         f"""
-        INSERT INTO tickets (request_id, {_COLUMNS})
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17, $18, $19,
+        INSERT INTO tickets (request_id, request_fingerprint, {_COLUMNS})
+        VALUES ($1, $23, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17, $18, $19,
                 $20, $21, $22)
         ON CONFLICT (request_id) DO NOTHING
         RETURNING {_COLUMNS}
         """,
         request_id,
         *_ticket_values(ticket),
+        fingerprint,
     )
     return _ticket(row) if row else None
+
+
+async def claim_request(conn: Connection, request_id: str) -> tuple[bool, dict[Category, Priority]]:
+    """Whether no other transaction is creating with ``request_id`` now, and the priority rules; one round trip.
+
+    The claim is a transaction-scoped advisory lock on the request_id's hash: it is released at commit or
+    rollback, and a (rare) hash collision only makes one request answer "in flight" for a moment.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT c.claimed, r.category, r.priority
+        FROM (SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS claimed) AS c
+        LEFT JOIN priority_rules AS r ON true
+        """,
+        request_id,
+    )
+    rules = {Category(r["category"]): Priority(r["priority"]) for r in rows if r["category"] is not None}
+    return bool(rows[0]["claimed"]), rules
 
 
 async def update_ticket(conn: Connection, ticket: Ticket) -> None:
@@ -73,9 +92,10 @@ async def update_ticket(conn: Connection, ticket: Ticket) -> None:
     )
 
 
-async def ticket_by_request_id(conn: Connection, request_id: str) -> Ticket | None:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM tickets WHERE request_id = $1", request_id)
-    return _ticket(row) if row else None
+async def ticket_by_request_id(conn: Connection, request_id: str) -> tuple[Ticket, str] | None:
+    """The ticket ``request_id`` created and the fingerprint of that request."""
+    row = await conn.fetchrow(f"SELECT request_fingerprint, {_COLUMNS} FROM tickets WHERE request_id = $1", request_id)
+    return (_ticket(row), row["request_fingerprint"]) if row else None
 
 
 async def get_ticket(conn: Connection, ticket_id: uuid.UUID) -> Ticket | None:
