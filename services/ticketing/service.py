@@ -115,7 +115,10 @@ class TicketingService:
         return ticket
 
     async def add_message(self, ticket_id: str, new: NewMessage) -> tuple[Message, Ticket, bool]:
-        """Add a message; a retry with the same request_id returns the first one and ``created=False``."""
+        """Add a message; a retry with the same request_id returns the first one and ``created=False``.
+
+        The same request_id with other content is ``idempotency_key_reused``.
+        """
         domain.check_actor(new.author)
         if new.author.type.is_staff and new.visibility is Visibility.PUBLIC and asks_for_secret(new.body):
             # Fake-support scams ask for exactly this; the real support never does.
@@ -135,8 +138,18 @@ class TicketingService:
             ticket = await store.lock_ticket(conn, key)
             if ticket is None:
                 raise _not_found(ticket_id)
+            # The ticket's row lock makes a concurrent retry wait here for the first call, then replay it.
             existing = await store.message_by_request_id(conn, key, new.request_id)
             if existing is not None:
+                if (existing.author, existing.visibility, existing.body, existing.attachments) != (
+                    new.author,
+                    new.visibility,
+                    new.body,
+                    new.attachments,
+                ):
+                    raise FailedPrecondition(
+                        "idempotency_key_reused", "this request_id added a message with other content"
+                    )
                 return existing, ticket, False
             history = History(ticket, now)
             conversation.check_may_post(history, new)

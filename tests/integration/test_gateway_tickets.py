@@ -274,3 +274,20 @@ async def test_a_key_reused_with_another_body_is_422(gateway: httpx.AsyncClient,
     again = await gateway.post("/v1/tickets", json=TICKET, headers=headers)
     assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
     assert [t["id"] for t in await _tickets_of(gateway, auth, "c-1")] == [first.json()["id"]]
+
+
+async def test_messages_keep_one_per_key_under_races_and_refuse_another_body(
+    gateway: httpx.AsyncClient, auth: Auth
+) -> None:
+    tid = (await open_ticket(gateway, auth))["id"]
+    customer = auth("customer", "c-1", **{"Idempotency-Key": str(uuid.uuid4())})
+    path = f"/v1/tickets/{tid}/messages"
+    answers = await asyncio.gather(
+        *(gateway.post(path, json={"body": "Order 8812"}, headers=customer) for _ in range(6))
+    )
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [201], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    other = await gateway.post(path, json={"body": "Order 9999"}, headers=customer)
+    assert_problem(other, 422, "idempotency_key_reused")
+    listed = (await gateway.get(path, headers=auth("customer", "c-1"))).json()["messages"]
+    assert [m["body"] for m in listed] == ["Order 8812"]

@@ -15,6 +15,8 @@ they hold and see personal data masked; supervisors and admins see and list any.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 from urllib.parse import quote
 
@@ -90,20 +92,26 @@ async def create_ticket(
     ] = None,
 ) -> TicketOut:
     customer_id = _customer_for(principal, body)
-    try:
+    with reused_key_is_422():
         ticket, created = await clients.create_ticket(
             body, customer_id=customer_id, request_id=request_id_for(principal, idempotency_key)
         )
-    except ProblemError as exc:
-        if exc.code == IDEMPOTENCY_KEY_REUSED:
-            # Stripe's semantics: a key names one request; another body under it is the client's error.
-            raise ProblemError(
-                422, IDEMPOTENCY_KEY_REUSED, "This Idempotency-Key was used for a request with another body."
-            ) from None
-        raise
     response.headers["Location"] = f"/v1/tickets/{quote(ticket.id, safe='')}"
     response.status_code = 201 if created else 200
     return ticket_for(principal, ticket)
+
+
+@contextmanager
+def reused_key_is_422() -> Iterator[None]:
+    """Stripe's semantics: a key names one request, so another body under it is the client's error (422)."""
+    try:
+        yield
+    except ProblemError as exc:
+        if exc.code != IDEMPOTENCY_KEY_REUSED:
+            raise
+        raise ProblemError(
+            422, IDEMPOTENCY_KEY_REUSED, "This Idempotency-Key was used for a request with another body."
+        ) from None
 
 
 def _customer_for(principal: Principal, body: CreateTicketIn) -> str:
