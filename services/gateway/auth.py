@@ -83,13 +83,16 @@ class TokenVerifier:
             raise _invalid_token("invalid_token", "The token carries no known role.")
         return Principal(subject=subject, role=role)
 
-    @staticmethod
-    async def _published_key(keys: JwksKeys, token: str) -> PyJWK:
+    async def _published_key(self, keys: JwksKeys, token: str) -> PyJWK:
         """The key the token's (not yet trusted) header names; the signature check follows."""
         try:
-            kid = jwt.get_unverified_header(token).get("kid")
+            header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise _invalid_token("invalid_token", "The token is invalid.") from None
+        if header.get("alg") not in self._algorithms:
+            # Refused before any key look-up, so forged tokens never make the gateway fetch keys.
+            raise _invalid_token("invalid_token", "The token is invalid.")
+        kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise _invalid_token("invalid_token", "The token names no signing key (kid).")
         try:

@@ -156,9 +156,10 @@ async def test_an_expired_token_is_refused(client: httpx.AsyncClient, rsa_key: r
     assert_unauthorized(await whoami(client, expired), "token_expired")
 
 
-async def test_alg_none_is_refused(client: httpx.AsyncClient) -> None:
+async def test_alg_none_is_refused_without_fetching_keys(client: httpx.AsyncClient, provider: Provider) -> None:
     forged = hand_signed({"alg": "none", "kid": "k1"}, claims(iss=ISSUER, role="admin"), hmac_key=None)
     assert_unauthorized(await whoami(client, forged), "invalid_token")
+    assert provider.fetches == 0
 
 
 async def test_hs256_signed_with_the_published_public_key_is_refused(
