@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.problems import ProblemError
@@ -58,12 +58,15 @@ class RateLimits:
             window_s=settings.rate_limit_window_s,
         )
 
-    def spend(self, request: Request, caller: str) -> None:
-        """Count the request against ``caller``'s budget; 429 ``rate_limited`` when it is spent."""
-        policy = self.reads if request.method in READ_METHODS else self.writes
+    def spend(self, connection: HTTPConnection, caller: str) -> None:
+        """Count the request against ``caller``'s budget; 429 ``rate_limited`` when it is spent.
+
+        Takes any connection, so a WebSocket handshake (no method: a read) can be charged too.
+        """
+        policy = self.reads if connection.scope.get("method", "GET") in READ_METHODS else self.writes
         decision = policy.limiter.hit(caller, time.monotonic_ns())
         # Picked up by RateLimitHeadersMiddleware whatever the answer turns out to be.
-        request.scope.setdefault("state", {})[_STATE_KEY] = policy.headers(decision)
+        connection.scope.setdefault("state", {})[_STATE_KEY] = policy.headers(decision)
         if not decision.allowed:
             raise ProblemError(
                 429,
@@ -73,16 +76,16 @@ class RateLimits:
             )
 
 
-def spend(request: Request, caller: str) -> None:
+def spend(connection: HTTPConnection, caller: str) -> None:
     """Count the request if the app limits rates (it may be configured not to)."""
-    limits = getattr(request.app.state, "rate_limits", None)
+    limits = getattr(connection.app.state, "rate_limits", None)
     if isinstance(limits, RateLimits):
-        limits.spend(request, caller)
+        limits.spend(connection, caller)
 
 
-def client_address(request: Request) -> str:
+def client_address(connection: HTTPConnection) -> str:
     """The budget of a caller without a valid token: its address (uvicorn's, or the proxy's if trusted)."""
-    return f"ip:{request.client.host if request.client else 'unknown'}"
+    return f"ip:{connection.client.host if connection.client else 'unknown'}"
 
 
 def subject_key(subject: str) -> str:
