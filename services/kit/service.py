@@ -126,7 +126,14 @@ async def _serve(
     workers = [asyncio.create_task(relay.run(), name="outbox-relay")]
     workers += [
         asyncio.create_task(
-            EventConsumer(runtime.js, runtime.pool, spec, handler, max_deliver=settings.consumer_max_deliver).run(),
+            EventConsumer(
+                runtime.js,
+                runtime.pool,
+                spec,
+                handler,
+                max_deliver=settings.consumer_max_deliver,
+                concurrency=settings.consumer_concurrency,
+            ).run(),
             name=f"consumer-{spec.durable}",
         )
         for spec, handler in consumers

@@ -31,6 +31,8 @@ class BusSettings(CommonSettings):
     stream_replicas: int = 1
     consumer_max_deliver: int = 10
     consumer_ack_wait_s: float = 30.0
+    # Subjects (tickets) a consumer handles at once; each subject's events still apply in stream order.
+    consumer_concurrency: int = 16
 
 
 class ServiceSettings(BusSettings):

@@ -242,24 +242,26 @@ async def test_concurrent_posts_with_one_key_open_one_ticket(gateway: httpx.Asyn
     assert [t["id"] for t in await _tickets_of(gateway, auth, "c-race")] == [ticket_id]
 
 
+@pytest.mark.parametrize("description", ["", f"my words: {PHRASE}"], ids=["plain", "with-a-secret"])
 async def test_a_key_still_in_flight_is_409_then_replays(
-    gateway: httpx.AsyncClient, auth: Auth, fresh_database_url: str
+    gateway: httpx.AsyncClient, auth: Auth, fresh_database_url: str, description: str
 ) -> None:
     key = str(uuid.uuid4())
     headers = auth("customer", "c-1", **{"Idempotency-Key": key})
+    ticket = {**TICKET, "description": description}
     # Stand in for a first request still inside its transaction: hold the claim ticketing takes for it.
     conn = await asyncpg.connect(fresh_database_url)
     try:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"c-1:{key}")
-            in_flight = await gateway.post("/v1/tickets", json=TICKET, headers=headers)
+            in_flight = await gateway.post("/v1/tickets", json=ticket, headers=headers)
     finally:
         await conn.close()
     assert_problem(in_flight, 409, "idempotency_key_in_flight")
     assert await _tickets_of(gateway, auth, "c-1") == []
 
-    first = await gateway.post("/v1/tickets", json=TICKET, headers=headers)
-    replay = await gateway.post("/v1/tickets", json=TICKET, headers=headers)
+    first = await gateway.post("/v1/tickets", json=ticket, headers=headers)
+    replay = await gateway.post("/v1/tickets", json=ticket, headers=headers)
     assert (first.status_code, replay.status_code) == (201, 200)
     assert replay.json()["id"] == first.json()["id"]
 

@@ -6,19 +6,25 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.kit.bus.envelope import Envelope
 from services.kit.db import Connection
+
+# For stores that write a row and its event in one statement: INSERT INTO outbox (OUTBOX_COLUMNS) with the
+# values of ``outbox_values`` (seven parameters, the last cast to jsonb).
+OUTBOX_COLUMNS = "event_id, event_type, source, subject, event_time, payload, trace"
+
+
+def outbox_values(e: Envelope) -> tuple[uuid.UUID, str, str, str, datetime, bytes, str]:
+    return uuid.UUID(e.id), e.type, e.source, e.subject, e.time, e.data, json.dumps(dict(e.trace))
 
 
 async def add_to_outbox(conn: Connection, events: Sequence[Envelope]) -> None:
     """Record events in the caller's transaction; they are published only if it commits."""
     await conn.executemany(
-        """
-        INSERT INTO outbox (event_id, event_type, source, subject, event_time, payload, trace)
-        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
-        """,
-        [(uuid.UUID(e.id), e.type, e.source, e.subject, e.time, e.data, json.dumps(dict(e.trace))) for e in events],
+        f"INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+        [outbox_values(e) for e in events],
     )
 
 
