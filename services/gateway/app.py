@@ -17,6 +17,7 @@ from services.gateway.auth import build_verifier
 from services.gateway.clients import ServiceClients
 from services.gateway.deadline import RequestDeadlineMiddleware
 from services.gateway.grpc_errors import rpc_error_handler
+from services.gateway.metrics import HttpMetricsMiddleware, metrics_endpoint
 from services.gateway.middleware import BodySizeLimitMiddleware, CatchAllMiddleware
 from services.gateway.openapi import install_openapi
 from services.gateway.problems import install_problem_handlers
@@ -26,6 +27,7 @@ from services.gateway.routes import (
     health,
     notifications,
     offers,
+    ops,
     priority_rules,
     queues,
     routing_rules,
@@ -88,6 +90,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.add_middleware(CatchAllMiddleware)
     if app.state.rate_limits is not None:
         app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)
     if settings.cors_origins:
         # Outermost, so error answers carry CORS headers too and browsers can read them.
         app.add_middleware(
@@ -109,10 +112,12 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(help_routes.router)
     app.include_router(routing_rules.router)
     app.include_router(sla.router)
+    app.include_router(ops.router)
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app)
     FastAPIInstrumentor.instrument_app(
         app,
-        excluded_urls="/healthz,/readyz",
+        excluded_urls="/healthz,/readyz,/metrics",
         server_request_hook=_drop_query,
         # One span per request: a child span per ASGI message sent or received costs CPU and tells nothing.
         exclude_spans=["receive", "send"],

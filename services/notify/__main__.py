@@ -18,6 +18,7 @@ TICKET_EVENTS = ConsumerSpec(TICKETING, "notify-ticket-events", ("support.ticket
 
 class NotifySettings(ServiceSettings):
     grpc_port: int = 50053
+    metrics_port: int = 9103
 
 
 def _register(server: grpc.aio.Server, runtime: Runtime) -> None:

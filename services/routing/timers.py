@@ -14,15 +14,23 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind
 
+from services.kit.bus.envelope import current_trace_headers
 from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, listen_forever
+from services.kit.logging import describe_error
+from services.routing import timer_metrics
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 _MAX_RETRY_S = 60.0
 
@@ -44,15 +52,16 @@ async def arm(conn: Connection, *, kind: str, key: str, due_at: datetime, payloa
     """Arm (or re-arm, moving it) the timer ``kind``/``key`` in the caller's transaction."""
     await conn.execute(
         """
-        INSERT INTO timers (kind, key, due_at, payload) VALUES ($1, $2, $3, $4::jsonb)
+        INSERT INTO timers (kind, key, due_at, payload, trace) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)
         ON CONFLICT (kind, key) DO UPDATE SET
-            due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, armed_at = now(),
+            due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, trace = EXCLUDED.trace, armed_at = now(),
             fired_at = NULL, lateness = NULL, cancelled_at = NULL, attempts = 0, error = NULL
         """,
         kind,
         key,
         due_at,
         json.dumps(dict(payload)),
+        json.dumps(current_trace_headers()),
     )
 
 
@@ -80,6 +89,19 @@ async def cancel_prefix(conn: Connection, *, kind: str, key_prefix: str) -> int:
         key_prefix,
     )
     return int(status.split()[-1])
+
+
+def _firing_span(timer: Timer, armed_in: Mapping[str, str]) -> AbstractContextManager[trace.Span]:
+    """A new trace for the firing, linked to the one that armed the timer: a deadline minutes or days later is
+    work of its own, and what it publishes (an SLA breach, an expired offer) continues from here."""
+    armed = trace.get_current_span(propagate.extract(dict(armed_in))).get_span_context()
+    return tracer.start_as_current_span(
+        f"timer {timer.kind}",
+        context=Context(),
+        kind=SpanKind.INTERNAL,
+        links=[Link(armed)] if armed.is_valid else [],
+        attributes={"supportdesk.timer.kind": timer.kind, "supportdesk.timer.attempts": timer.attempts},
+    )
 
 
 class TimerScheduler:
@@ -127,7 +149,7 @@ class TimerScheduler:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """
-                SELECT id, kind, key, due_at, payload, attempts FROM timers
+                SELECT id, kind, key, due_at, payload, attempts, trace FROM timers
                 WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= now()
                 ORDER BY due_at
                 LIMIT $1
@@ -140,8 +162,9 @@ class TimerScheduler:
                 timer = Timer(
                     row["id"], row["kind"], row["key"], row["due_at"], json.loads(row["payload"]), row["attempts"]
                 )
-                if await self._fire(conn, timer):
-                    fired.append(timer.id)
+                with _firing_span(timer, json.loads(row["trace"])):
+                    if await self._fire(conn, timer):
+                        fired.append(timer.id)
             if fired:
                 await conn.execute(
                     """
@@ -165,6 +188,7 @@ class TimerScheduler:
                 await handler(conn, timer)
         except Exception as exc:
             retry_in = min(2.0**timer.attempts, _MAX_RETRY_S)
+            trace.get_current_span().record_exception(exc)
             await conn.execute(
                 "UPDATE timers SET due_at = now() + $2, attempts = attempts + 1, error = $3 WHERE id = $1",
                 timer.id,
@@ -173,9 +197,10 @@ class TimerScheduler:
             )
             log.warning(
                 "timer handler failed; retrying",
-                extra={"kind": timer.kind, "key": timer.key, "retry_in_s": retry_in, "error": repr(exc)},
+                extra={"kind": timer.kind, "key": timer.key, "retry_in_s": retry_in, "error": describe_error(exc)},
             )
             return False
+        timer_metrics.timer_fired(timer.kind, timer.due_at)
         return True
 
     async def _seconds_to_next(self) -> float:

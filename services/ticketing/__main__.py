@@ -26,6 +26,7 @@ ROUTING_EVENTS = ConsumerSpec(
 
 class TicketingSettings(ServiceSettings):
     grpc_port: int = 50051
+    metrics_port: int = 9101
     # How long after resolution a customer's reply (or a reopen) brings a ticket back; later, a new ticket.
     reopen_window_s: float = 7 * 24 * 3600
     # How stale another replica's view of an edited priority rule may be (each create reads the rules).

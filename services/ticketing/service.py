@@ -23,7 +23,8 @@ from services.kit.telemetry import current_trace_id
 from services.ticketing import conversation, convert, domain, store
 from services.ticketing.conversation import Message, NewMessage, Visibility
 from services.ticketing.domain import SYSTEM, Actor, Category, Flag, History, NewTicket, Priority, Status, Ticket
-from services.ticketing.redaction import asks_for_secret, redact, secret_warning
+from services.ticketing.metrics import redact
+from services.ticketing.redaction import asks_for_secret, secret_warning
 from services.ticketing.store import TicketFilter, TimelineEntry
 
 Clock = Callable[[], datetime]

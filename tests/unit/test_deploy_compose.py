@@ -29,8 +29,6 @@ APP_SERVICES = ("ticketing", "routing", "notify", "gateway")
 GRPC_SERVICES = ("ticketing", "routing", "notify")
 # Images with no shell or HTTP client inside, which Compose therefore cannot probe. Nothing waits on them.
 UNPROBEABLE = {"otel-collector"}
-# Bind-mounted configuration that the metrics and dashboards work ships (its content is checked there).
-OBSERVABILITY_CONFIG = ("deploy/prometheus/", "deploy/grafana/")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN")
 _EXACT_TAG = re.compile(r":v?\d+\.\d+\.\d+(?:[-.][\w.-]+)?$|@sha256:[0-9a-f]{64}$")
@@ -158,8 +156,6 @@ def test_bind_mounted_files_exist() -> None:
     for name, svc in compose()["services"].items():
         for source in _mounts(svc).values():
             if not source.startswith("./"):
-                continue
-            if source[2:].startswith(OBSERVABILITY_CONFIG):
                 continue
             assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
 

@@ -77,6 +77,7 @@ POLICY: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/v1/sla/calendars/{calendar_id}"): MANAGERS,
     ("PUT", "/v1/sla/calendars/{calendar_id}"): ADMINS,
     ("GET", "/v1/sla/stats"): MANAGERS,
+    ("GET", "/v1/ops/overview"): MANAGERS,
 }
 
 SUBJECT = "x-1"  # also every path id: an agent acting on "their own" profile is still only let through

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import asyncpg
 from google.protobuf.message import DecodeError
@@ -23,12 +25,14 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from opentelemetry import context, propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
+from services.kit import metrics
 from services.kit.bus import store
 from services.kit.bus.envelope import Envelope, EnvelopeError
 from services.kit.bus.streams import ConsumerSpec
 from services.kit.db import Connection
+from services.kit.logging import describe_error
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -114,34 +118,48 @@ class EventConsumer:
                     "messaging.destination.name": msg.subject,
                     "messaging.message.id": envelope.id,
                     "messaging.consumer.group.name": self._spec.durable,
+                    "messaging.operation.type": "process",
+                    "cloudevents.event_id": envelope.id,
+                    "cloudevents.event_type": envelope.type,
+                    "cloudevents.event_subject": envelope.subject,
                 },
             ):
                 await self._apply(msg, envelope, deliveries)
         finally:
             context.detach(token)
 
-    async def _transact(self, envelope: Envelope) -> None:
+    async def _transact(self, envelope: Envelope) -> bool:
+        """Apply the event once; False if the inbox already had it (a duplicate)."""
         for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    if await store.claim_event(conn, self._spec.durable, envelope.id):
+                    applied = await store.claim_event(conn, self._spec.durable, envelope.id)
+                    if applied:
                         await self._handler(conn, envelope)
-                return
+                return applied
             except asyncpg.TransactionRollbackError:
                 if attempt == _TRANSACTION_ATTEMPTS:
                     raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _apply(self, msg: Msg, envelope: Envelope, deliveries: int) -> None:
+        durable = self._spec.durable
+        if deliveries == 1:
+            metrics.EVENT_AGE.labels(durable).observe(max((datetime.now(UTC) - envelope.time).total_seconds(), 0.0))
+        started = time.perf_counter()
         try:
-            await self._transact(envelope)
+            applied = await self._transact(envelope)
         except (PoisonEvent, DecodeError) as exc:
-            await self._dead_letter(msg, envelope.id, f"{type(exc).__name__}: {exc}")
+            _record_failure(exc)
+            await self._dead_letter(msg, envelope.id, f"{type(exc).__name__}: {exc}", exc)
             return
         except Exception as exc:
+            _record_failure(exc)
             if deliveries >= self._max_deliver:
-                await self._dead_letter(msg, envelope.id, f"gave up after {deliveries} deliveries: {exc!r}")
+                await self._dead_letter(msg, envelope.id, f"gave up after {deliveries} deliveries: {exc!r}", exc)
                 return
             delay = nak_delay(deliveries)
+            metrics.EVENTS_HANDLED.labels(durable, "retried").inc()
             log.warning(
                 "event handling failed; retrying",
                 extra={
@@ -149,15 +167,20 @@ class EventConsumer:
                     "event_type": envelope.type,
                     "deliveries": deliveries,
                     "retry_in_s": delay,
-                    "error": repr(exc),
+                    "error": describe_error(exc),
                 },
             )
             await msg.nak(delay=delay)
             return
+        metrics.EVENT_HANDLING.labels(durable).observe(time.perf_counter() - started)
+        metrics.EVENTS_HANDLED.labels(durable, "applied" if applied else "duplicate").inc()
         await msg.ack()
 
-    async def _dead_letter(self, msg: Msg, event_id: str | None, error: str) -> None:
-        """Record the message, then terminate it; if the record cannot be written, let it be redelivered."""
+    async def _dead_letter(
+        self, msg: Msg, event_id: str | None, error: str, cause: BaseException | None = None
+    ) -> None:
+        """Record the message, then terminate it; if the record cannot be written, let it be redelivered.
+        The record keeps the whole error for whoever replays it; the log only what may be logged."""
         meta = msg.metadata
         letter = store.DeadLetter(
             consumer=self._spec.durable,
@@ -174,19 +197,27 @@ class EventConsumer:
             async with self._pool.acquire() as conn:
                 await store.record_dead_letter(conn, letter)
         except Exception as exc:
-            log.warning("dead letter not recorded; will retry", extra={"error": repr(exc)})
+            log.warning("dead letter not recorded; will retry", extra={"error": describe_error(exc)})
             await msg.nak(delay=nak_delay(meta.num_delivered))
             return
+        metrics.DEAD_LETTERS.labels(letter.consumer).inc()
+        metrics.EVENTS_HANDLED.labels(letter.consumer, "dead_lettered").inc()
         log.error(
             "event dead-lettered",
             extra={
                 "consumer": letter.consumer,
                 "stream_seq": letter.stream_seq,
                 "event_id": event_id,
-                "reason": letter.error,
+                "reason": describe_error(cause) if cause is not None else letter.error,
             },
         )
         await msg.term()
+
+
+def _record_failure(exc: BaseException) -> None:
+    span = trace.get_current_span()
+    span.record_exception(exc)
+    span.set_status(StatusCode.ERROR, type(exc).__name__)
 
 
 def _subject_of(msg: Msg) -> str:

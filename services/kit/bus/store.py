@@ -140,3 +140,27 @@ async def list_dead_letters(conn: Connection, consumer: str | None = None) -> li
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    unpublished: int
+    oldest_age_s: float
+
+
+async def outbox_backlog(conn: Connection) -> OutboxBacklog:
+    """How many rows wait for the relay and how long the oldest has waited (by the database clock)."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) AS unpublished, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest
+        FROM outbox WHERE published_at IS NULL
+        """
+    )
+    assert row is not None
+    return OutboxBacklog(unpublished=row["unpublished"], oldest_age_s=float(row["oldest"]))
+
+
+async def unreplayed_dead_letters(conn: Connection) -> dict[str, int]:
+    """Dead letters not yet replayed, per consumer."""
+    rows = await conn.fetch("SELECT consumer, count(*) AS n FROM dead_letters WHERE replayed_at IS NULL GROUP BY 1")
+    return {r["consumer"]: r["n"] for r in rows}
