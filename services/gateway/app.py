@@ -15,6 +15,7 @@ from opentelemetry.trace import Span
 
 from services.gateway.auth import build_verifier
 from services.gateway.clients import ServiceClients
+from services.gateway.deadline import RequestDeadlineMiddleware
 from services.gateway.grpc_errors import rpc_error_handler
 from services.gateway.metrics import HttpMetricsMiddleware, metrics_endpoint
 from services.gateway.middleware import BodySizeLimitMiddleware, CatchAllMiddleware
@@ -39,6 +40,7 @@ from services.gateway.routes import (
 from services.gateway.routes import help as help_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.stream import StreamHub
+from services.gateway.throttling import RateLimitHeadersMiddleware, RateLimits
 
 DESCRIPTION = """\
 Public API of the wallet's 24/7 human customer service.
@@ -85,6 +87,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     )
     app.state.settings = settings
     app.state.verifier = verifier
+    app.state.rate_limits = RateLimits.from_settings(settings)
     if clients is not None:
         app.state.clients = clients
 
@@ -92,8 +95,11 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.add_exception_handler(grpc.aio.AioRpcError, rpc_error_handler)
 
     # add_middleware wraps what is already there: the last added runs first.
+    app.add_middleware(RequestDeadlineMiddleware, timeout_s=settings.request_timeout_s)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAllMiddleware)
+    if app.state.rate_limits is not None:
+        app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware)
     if settings.cors_origins:
         # Outermost, so error answers carry CORS headers too and browsers can read them.
@@ -102,7 +108,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            expose_headers=["Location", "Retry-After"],
+            expose_headers=["Location", "Retry-After", "RateLimit", "RateLimit-Policy"],
         )
 
     app.include_router(health.router)

@@ -1,7 +1,8 @@
 """gRPC channels to ticketing, routing and notify, and the calls routes make through them.
 
-Every call carries a deadline (``request_timeout_s``) and ``wait_for_ready=False``, so a peer that is
-down fails at once and a slow one fails at the deadline; both become 503 ``dependency_unavailable``.
+Every call carries a deadline (what is left of the HTTP request's ``request_timeout_s``, see ``deadline``)
+and ``wait_for_ready=False``, so a peer that is down fails at once and a slow one fails at the deadline;
+both become 503 ``dependency_unavailable``.
 Failures reach routes as ``ProblemError``; protobuf never leaves this module and ``mapping``.
 """
 
@@ -23,7 +24,7 @@ from support.ticketing.v1 import (
     ticketing_service_pb2_grpc,
 )
 
-from services.gateway import mapping, mapping_config, mapping_notify, schemas, schemas_config, schemas_notify
+from services.gateway import deadline, mapping, mapping_config, mapping_notify, schemas, schemas_config, schemas_notify
 from services.gateway.grpc_errors import problem_from_rpc_error
 from services.gateway.principal import Principal
 from services.gateway.problems import ProblemError, dependency_unavailable
@@ -98,8 +99,12 @@ class ServiceClients:
         await asyncio.gather(*(channel.close() for channel in self._channels.values()))
 
     async def _call(self, service: str, method: Any, request: Any) -> Any:
+        timeout_s = deadline.remaining_s(self._timeout_s)
+        if timeout_s <= 0:
+            # Earlier calls spent the request's budget: the caller has stopped waiting.
+            raise dependency_unavailable(self._retry_after_s)
         try:
-            return await method(request, timeout=self._timeout_s, wait_for_ready=False)
+            return await method(request, timeout=timeout_s, wait_for_ready=False)
         except grpc.aio.AioRpcError as exc:
             raise problem_from_rpc_error(exc, retry_after_s=self._retry_after_s, service=service) from exc
         except grpc.aio.UsageError as exc:

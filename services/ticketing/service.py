@@ -67,27 +67,34 @@ class TicketingService:
         self._clock = clock
 
     async def create_ticket(self, new: NewTicket) -> tuple[Ticket, bool]:
-        """Open a ticket; a retry with the same request_id returns the original and ``created=False``."""
+        """Open a ticket; a retry with the same request_id returns the original and ``created=False``.
+
+        The same request_id with other content is ``idempotency_key_reused``; while another call with it is
+        still being served, ``idempotency_key_in_flight`` (both failed preconditions: retry, or use a new id).
+        """
+        fingerprint = domain.request_fingerprint(new)
         new, findings = _redacted_ticket(new)
         now = self._clock()
         async with self._pool.acquire() as conn:
             candidate, created = domain.open_ticket(new, uuid.uuid4(), now, await self._rules.get(conn))
             if not findings:
-                return await self._create_plain(conn, candidate, created, new.request_id)
-            return await self._create_flagged(conn, candidate, created, new.request_id, findings, now)
+                return await self._create_plain(conn, candidate, created, new.request_id, fingerprint)
+            return await self._create_flagged(conn, candidate, created, new.request_id, fingerprint, findings, now)
 
     async def _create_plain(
-        self, conn: Connection, candidate: Ticket, created: domain.Change, request_id: str
+        self, conn: Connection, candidate: Ticket, created: domain.Change, request_id: str, fingerprint: str
     ) -> tuple[Ticket, bool]:
-        """The common case, nothing to flag: ticket, timeline line and event in one statement."""
+        """The common case, nothing to flag: claim, ticket, timeline line and event in one statement."""
         event_type, data = convert.event_for(candidate, created, {})
         event = Envelope.new(type=event_type, source=convert.EVENT_SOURCE, subject=str(candidate.id), data=data)
-        ticket = await store.insert_announced_ticket(
-            conn, candidate, request_id, created, trace_id=current_trace_id(), event=event
+        claimed, ticket = await store.insert_announced_ticket(
+            conn, candidate, request_id, fingerprint, created, trace_id=current_trace_id(), event=event
         )
+        if not claimed:
+            raise _in_flight()
         if ticket is not None:
             return ticket, True
-        return await self._existing(conn, request_id), False
+        return await self._existing(conn, request_id, fingerprint), False
 
     async def _create_flagged(
         self,
@@ -95,25 +102,33 @@ class TicketingService:
         candidate: Ticket,
         created: domain.Change,
         request_id: str,
+        fingerprint: str,
         findings: tuple[object, ...],
         now: datetime,
     ) -> tuple[Ticket, bool]:
         """A secret was redacted: the ticket is also flagged and the customer warned, in one transaction."""
         async with conn.transaction():
-            ticket = await store.insert_ticket(conn, candidate, request_id)
+            if not await store.claim_request(conn, request_id):
+                raise _in_flight()
+            ticket = await store.insert_ticket(conn, candidate, request_id, fingerprint)
             if ticket is None:
-                return await self._existing(conn, request_id), False
+                return await self._existing(conn, request_id, fingerprint), False
             history = History(ticket, now)
             history.changes.append(created)
             messages = self._warn_if_exposed(history, findings, "create", now)
             await self._persist(conn, history, messages, ticket_changed=len(history.changes) > 1)
         return history.ticket, True
 
-    async def _existing(self, conn: Connection, request_id: str) -> Ticket:
+    async def _existing(self, conn: Connection, request_id: str, fingerprint: str) -> Ticket:
+        """The ticket ``request_id`` opened, if this request asks for the same (an empty fingerprint predates
+        fingerprints and matches anything)."""
         existing = await store.ticket_by_request_id(conn, request_id)
         if existing is None:  # the conflicting insert rolled back after all; rare, safe to retry
             raise asyncpg.SerializationError("concurrent create with the same request_id")
-        return existing
+        original, original_fingerprint = existing
+        if original_fingerprint not in ("", fingerprint):
+            raise FailedPrecondition("idempotency_key_reused", "this request_id opened a ticket with other content")
+        return original
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
         async with self._pool.acquire() as conn:
@@ -159,7 +174,10 @@ class TicketingService:
         return ticket
 
     async def add_message(self, ticket_id: str, new: NewMessage) -> tuple[Message, Ticket, bool]:
-        """Add a message; a retry with the same request_id returns the first one and ``created=False``."""
+        """Add a message; a retry with the same request_id returns the first one and ``created=False``.
+
+        The same request_id with other content is ``idempotency_key_reused``.
+        """
         domain.check_actor(new.author)
         if new.author.type.is_staff and new.visibility is Visibility.PUBLIC and asks_for_secret(new.body):
             # Fake-support scams ask for exactly this; the real support never does.
@@ -179,8 +197,18 @@ class TicketingService:
             ticket = await store.lock_ticket(conn, key)
             if ticket is None:
                 raise _not_found(ticket_id)
+            # The ticket's row lock makes a concurrent retry wait here for the first call, then replay it.
             existing = await store.message_by_request_id(conn, key, new.request_id)
             if existing is not None:
+                if (existing.author, existing.visibility, existing.body, existing.attachments) != (
+                    new.author,
+                    new.visibility,
+                    new.body,
+                    new.attachments,
+                ):
+                    raise FailedPrecondition(
+                        "idempotency_key_reused", "this request_id added a message with other content"
+                    )
                 return existing, ticket, False
             history = History(ticket, now)
             conversation.check_may_post(history, new)
@@ -330,6 +358,12 @@ class TicketingService:
                 for event_type, data in (convert.event_for(ticket, change, by_id) for change in history.changes)
             ],
         )
+
+
+def _in_flight() -> FailedPrecondition:
+    return FailedPrecondition(
+        "idempotency_key_in_flight", "a request with this request_id is still being served; retry"
+    )
 
 
 def _redacted_ticket(new: NewTicket) -> tuple[NewTicket, tuple[object, ...]]:

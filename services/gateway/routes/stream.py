@@ -48,7 +48,7 @@ async def stream(websocket: WebSocket, access_token: str | None = None, last_eve
     clients: ServiceClients = websocket.app.state.clients
     token, subprotocol = _token(websocket, access_token)
     try:
-        principal = verifier.verify(token or "")
+        principal = await verifier.verify(token or "")
     except ProblemError:
         # Closing before accepting refuses the upgrade itself (HTTP 403): nothing is streamed to an unknown caller.
         await websocket.close(code=POLICY_VIOLATION, reason="invalid or missing token")
