@@ -212,6 +212,9 @@ class TimerScheduler:
         try:
             async with conn.transaction():  # a savepoint: a failing handler leaves no trace
                 await handler(conn, timer)
+                # Run deferred checks (agent load) now, inside the savepoint: failing at the batch's commit
+                # instead would stop the scheduler and block every timer behind this one.
+                await conn.execute("SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED")
         except Exception as exc:
             retry_in = min(2.0**timer.attempts, _MAX_RETRY_S)
             trace.get_current_span().record_exception(exc)
