@@ -136,11 +136,14 @@ def setup_tracing(service: str, instance: str, settings: TracingSettings | None 
         # _get_from_env_or_default is the SDK's own reading of OTEL_TRACES_SAMPLER(_ARG).
         sampler=DatabaseSpansNeedAParent(_get_from_env_or_default()),
     )
-    for exporter in span_exporters(settings, opened):
+    exporters = span_exporters(settings, opened)
+    for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     disabled = {name.strip() for name in settings.disabled_instrumentations.split(",")}
-    if "asyncpg" not in disabled:
+    # A span per query is the costliest part of tracing (dozens per routed ticket); with nowhere to export
+    # them, only the spans that carry trace context across hops are worth making.
+    if exporters and "asyncpg" not in disabled:
         instrument_database(provider)
     return Tracing(provider, opened)
 
