@@ -54,7 +54,7 @@ def scenario(
 async def test_kill_9_each_service_at_random_moments(scenario: Any) -> None:
     async def fault(ctx: Context) -> None:
         started = time.monotonic()
-        victims = [name for name in ctx.system.replicas] * ctx.settings.rounds
+        victims = list(ctx.system.replicas) * ctx.settings.rounds
         ctx.rng.shuffle(victims)
         for i, name in enumerate(victims):
             # Spread over the run, each at a random moment of its slot: mid-transaction, between publish and

@@ -252,8 +252,7 @@ class Load:
         request = Request(self._next_id, op, actor, target=target, key=key, body=body, result_id=result_id)
         self._next_id += 1
         self.requests.append(request)
-        answer = await self._send(request, send)
-        return answer
+        return await self._send(request, send)
 
     async def _send(self, request: Request, send: Callable[[], Awaitable[httpx.Response]]) -> dict[str, Any] | None:
         try:
