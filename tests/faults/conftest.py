@@ -24,6 +24,7 @@ def fault_settings() -> FaultSettings:
         rounds=int(os.environ.get("SUPPORTDESK_FAULTS_ROUNDS", "1")),
         seed=int(os.environ.get("SUPPORTDESK_FAULTS_SEED", "8")),
         long=os.environ.get("SUPPORTDESK_FAULTS_LONG", "") == "1",
+        ack_wait_s=float(os.environ.get("SUPPORTDESK_FAULTS_ACK_WAIT_S", "5")),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import nats
 import pytest
 from support.ticketing.v1 import events_pb2 as ticketing_events
+from support.ticketing.v1 import ticket_pb2
 
 from services.kit.bus.envelope import Envelope
 from services.runtime.embedded_postgres import EmbeddedPostgres
@@ -144,7 +145,12 @@ async def test_poison_events_are_dead_lettered_and_the_rest_flows(scenario: Any)
                 type="support.ticketing.v1.ticket.status_changed",
                 source="fault-suite",
                 subject=orphan,
-                data=ticketing_events.TicketStatusChanged(ticket_id=orphan, ticket_version=2).SerializeToString(),
+                data=ticketing_events.TicketStatusChanged(
+                    ticket_id=orphan,
+                    from_status=ticket_pb2.TICKET_STATUS_NEW,
+                    to_status=ticket_pb2.TICKET_STATUS_OPEN,
+                    ticket_version=2,
+                ).SerializeToString(),
             )
             await js.publish(change.type, change.data, headers=change.headers())
             poison["never_applies"] = change.id

@@ -122,9 +122,12 @@ class Load:
         """Every actor works until ``duration_s`` has passed or :meth:`stop` is called."""
         self._stop.clear()
         actors = [self._customer(c) for c in self.customer_ids] + [self._agent(a) for a in self.agent_ids]
+        running = asyncio.gather(*actors)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(duration_s):
-                await asyncio.gather(*actors)
+            await asyncio.wait_for(asyncio.shield(running), duration_s)
+        # Each actor finishes the request it is in (bounded by the client timeout), so none is left "invoked".
+        self._stop.set()
+        await running
 
     def stop(self) -> None:
         self._stop.set()
@@ -257,6 +260,9 @@ class Load:
     async def _send(self, request: Request, send: Callable[[], Awaitable[httpx.Response]]) -> dict[str, Any] | None:
         try:
             response = await send()
+        except asyncio.CancelledError:
+            request.outcome, request.error = "unknown", "cancelled"
+            raise
         except httpx.HTTPError as error:
             request.outcome, request.error = "unknown", type(error).__name__
             request.ended = time.monotonic()

@@ -15,7 +15,7 @@ from typing import Any
 
 from services.runtime.embedded_postgres import EmbeddedPostgres
 from tests.conftest import make_scratch_dir, temporary_database
-from tests.faults.harness.invariants import EXAMPLES, VersionWatch, converge, invariants
+from tests.faults.harness.invariants import EXAMPLES, TRACE, VersionWatch, converge, invariants
 from tests.faults.harness.load import Load
 from tests.faults.harness.results import Results
 from tests.faults.harness.system import System
@@ -29,6 +29,8 @@ class FaultSettings:
     rounds: int
     seed: int
     long: bool
+    # JetStream's ack wait in the system under test: how long a killed consumer's messages stay unacked.
+    ack_wait_s: float
 
 
 @dataclass
@@ -88,6 +90,7 @@ async def run_scenario(
                 "requests_by_op": load.by_op(),
                 "processes": system.counts(),
                 "version_samples": watch.samples,
+                "convergence_trace": TRACE[::5] + TRACE[-1:],
             }
             if after is not None:
                 await after(context, row)
