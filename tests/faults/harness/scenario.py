@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import shutil
 import time
@@ -65,7 +66,13 @@ async def run_scenario(
     root = make_scratch_dir(f"supportdesk-faults-{name}-")
     keep = True
     with temporary_database(postgres.url) as database_url:
-        system = await System.start(root, postgres, database_url, routing_replicas=routing_replicas, settings=env)
+        system = await System.start(
+            root,
+            postgres,
+            database_url,
+            routing_replicas=routing_replicas,
+            settings={"SUPPORTDESK_CONSUMER_ACK_WAIT_S": str(settings.ack_wait_s), **(env or {})},
+        )
         load = Load(system, seed=settings.seed)
         watch = VersionWatch(system)
         watcher = asyncio.create_task(watch.run(), name="version-watch")
@@ -96,7 +103,7 @@ async def run_scenario(
                 await after(context, row)
             results.add(name, row)
             load.write_log(logs_dir / f"{name}-requests.jsonl")
-            keep = False
+            keep = os.environ.get("SUPPORTDESK_FAULTS_KEEP") == "1"
             return row
         finally:
             watcher.cancel()
