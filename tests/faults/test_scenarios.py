@@ -65,6 +65,7 @@ async def test_kill_9_each_service_at_random_moments(scenario: Any) -> None:
             replica.kill()
             await asyncio.sleep(ctx.rng.uniform(0.1, 0.8))
             ctx.system.release(replica)
+            await ctx.system.wait_ready()  # each fault hits a working system
 
     row = await scenario("kill9_services", fault)
     assert all(p["kills"] >= 1 for p in row["processes"].values()), row["processes"]
@@ -190,6 +191,7 @@ async def test_two_routing_replicas_over_the_same_queue_during_faults(scenario: 
             replica.kill()
             await asyncio.sleep(ctx.rng.uniform(0.2, 1.0))
             ctx.system.release(replica)
+            await ctx.system.wait_ready()
 
     row = await scenario("routing_replicas", fault, routing_replicas=2)
     assert row["processes"]["routing-0"]["kills"] + row["processes"]["routing-1"]["kills"] >= 3

@@ -252,13 +252,16 @@ async def _timers(conn: asyncpg.Connection) -> dict[str, int]:
         metric = sla_pb2.SlaMetric.Name(clock.metric).removeprefix("SLA_METRIC_").lower()
         start = clock.start_time.ToDatetime(tzinfo=UTC)
         events[(clock.ticket_id, metric, start, getattr(message, "percent", 0))] += 1
-    # A cancelled timer that never fired must have announced nothing. Keys: <ticket>:<metric>:<cycle>[:<percent>].
+    # A timer cancelled because its clock stopped in time (or paused) must have announced nothing. A clock that
+    # stops after the due time may announce the breach itself (met late), and its timer is then cancelled.
+    # Keys: <ticket>:<metric>:<cycle>[:<percent>].
     cancelled = await conn.fetch(
         """
         SELECT t.key, c.started_at FROM routing.timers t
         JOIN routing.sla_clocks c ON c.ticket_id::text = split_part(t.key, ':', 1)
              AND c.metric = split_part(t.key, ':', 2) AND c.cycle::text = split_part(t.key, ':', 3)
         WHERE t.kind LIKE 'sla.%' AND t.cancelled_at IS NOT NULL AND t.fired_at IS NULL
+          AND (c.stopped_at IS NULL OR c.stopped_at < t.due_at)
         """
     )
     announced_cancelled = 0

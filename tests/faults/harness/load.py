@@ -118,19 +118,17 @@ class Load:
 
     # --- running -----------------------------------------------------------------------------------------
 
-    async def run(self, duration_s: float) -> None:
-        """Every actor works until ``duration_s`` has passed or :meth:`stop` is called."""
+    async def run(self, duration_s: float, until: Awaitable[None]) -> None:
+        """Every actor works for ``duration_s`` and until ``until`` is done (the faults, healing, a tail)."""
         self._stop.clear()
         actors = [self._customer(c) for c in self.customer_ids] + [self._agent(a) for a in self.agent_ids]
         running = asyncio.gather(*actors)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(running), duration_s)
-        # Each actor finishes the request it is in (bounded by the client timeout), so none is left "invoked".
-        self._stop.set()
-        await running
-
-    def stop(self) -> None:
-        self._stop.set()
+        try:
+            await asyncio.gather(asyncio.sleep(duration_s), until)
+        finally:
+            # Each actor finishes the request it is in (bounded by the client timeout): none stays "invoked".
+            self._stop.set()
+            await running
 
     async def _pause(self, mean_s: float) -> None:
         await asyncio.sleep(self.rng.uniform(0.5 * mean_s, 1.5 * mean_s))

@@ -16,7 +16,7 @@ from typing import Any
 
 from services.runtime.embedded_postgres import EmbeddedPostgres
 from tests.conftest import make_scratch_dir, temporary_database
-from tests.faults.harness.invariants import EXAMPLES, TRACE, VersionWatch, converge, invariants
+from tests.faults.harness.invariants import CONVERGENCE_S, EXAMPLES, TRACE, VersionWatch, converge, invariants
 from tests.faults.harness.load import Load
 from tests.faults.harness.results import Results
 from tests.faults.harness.system import System
@@ -50,6 +50,9 @@ class Context:
 
 Fault = Callable[[Context], Awaitable[None]]
 
+# After healing, the load goes on this long before it stops: the healed system must work, not just answer.
+TAIL_S = 3.0
+
 
 async def run_scenario(
     name: str,
@@ -80,12 +83,19 @@ async def run_scenario(
             await load.set_up()
             context = Context(system, load, random.Random(settings.seed), settings)
             started = time.monotonic()
-            await asyncio.gather(load.run(settings.duration_s), fault(context))
+            healed = started
+
+            async def faults_then_heal() -> None:
+                nonlocal healed
+                await fault(context)
+                await heal(system)
+                healed = time.monotonic()
+                await asyncio.sleep(TAIL_S)  # the healed system, still under load
+
+            await load.run(settings.duration_s, faults_then_heal())
             load_s = time.monotonic() - started
-            await heal(system)
-            healed = time.monotonic()
             await load.resolve_unknowns()
-            _, left = await converge(system, load)
+            _, left = await converge(system, load, timeout=healed + CONVERGENCE_S - time.monotonic())
             converged_s = time.monotonic() - healed  # from healing, retries of the unknowns included
             row: dict[str, Any] = {
                 **await invariants(system, load, watch),
