@@ -20,7 +20,7 @@ RESULTS = Results()
 def fault_settings() -> FaultSettings:
     """Bounded by default (CI); the long run raises duration and rounds through the environment."""
     return FaultSettings(
-        duration_s=float(os.environ.get("SUPPORTDESK_FAULTS_DURATION_S", "6")),
+        duration_s=float(os.environ.get("SUPPORTDESK_FAULTS_DURATION_S", "5")),
         rounds=int(os.environ.get("SUPPORTDESK_FAULTS_ROUNDS", "1")),
         seed=int(os.environ.get("SUPPORTDESK_FAULTS_SEED", "8")),
         long=os.environ.get("SUPPORTDESK_FAULTS_LONG", "") == "1",

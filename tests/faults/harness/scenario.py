@@ -51,7 +51,7 @@ class Context:
 Fault = Callable[[Context], Awaitable[None]]
 
 # After healing, the load goes on this long before it stops: the healed system must work, not just answer.
-TAIL_S = 3.0
+TAIL_S = 2.0
 
 
 async def run_scenario(
