@@ -116,3 +116,22 @@ async def test_a_failing_handler_is_retried_and_its_effects_roll_back(pool: asyn
     assert calls == 2
     assert await count(pool, "SELECT count(*) FROM fired") == 1, "the failed attempt's effects must roll back"
     assert await count(pool, "SELECT attempts FROM timers") == 1
+
+
+async def test_a_handler_that_re_arms_its_own_timer_gets_it_fired_again(pool: asyncpg.Pool) -> None:
+    """Step relaxation re-arms the timer that is firing (same kind and key) for the next step; that later
+    firing must happen, not be marked fired along with the current one."""
+
+    async def chain(conn: Connection, timer: Timer) -> None:
+        await record(conn, timer)
+        if await conn.fetchval("SELECT count(*) FROM fired") < 3:
+            await timers.arm(conn, kind="test", key=timer.key, due_at=timer.due_at + timedelta(seconds=0.3))
+
+    await arm_in(pool, "chain", 0.1)
+    scheduler = run(pool, test=chain)
+    try:
+        await eventually(lambda: _all_fired(pool, 3), what="the timer fired three times", timeout=10)
+    finally:
+        await stop(scheduler)
+    assert await count(pool, "SELECT count(*) FROM fired WHERE at < due") == 0
+    assert await count(pool, "SELECT count(*) FROM timers WHERE fired_at < due_at") == 0
