@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,12 +176,6 @@ class System:
         self.replicas[name] = replica
         return replica
 
-    async def add_routing_replica(self) -> Replica:
-        replica = self._add(f"routing-{sum(r.service == 'routing' for r in self.replicas.values())}", "routing")
-        replica.start()
-        await self.wait_ready()
-        return replica
-
     async def close(self) -> None:
         if self._keeper is not None:
             self._keeper.cancel()
@@ -288,7 +282,7 @@ class System:
     # --- reading state for the checks -------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def db(self) -> Iterator[asyncpg.Connection]:  # type: ignore[misc]
+    async def db(self) -> AsyncIterator[asyncpg.Connection]:
         conn = await asyncpg.connect(self.database_url, timeout=5)
         try:
             yield conn
