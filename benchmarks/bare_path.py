@@ -4,8 +4,13 @@ A FastAPI handler (same uvicorn settings as the gateway) calls a gRPC server (sa
 messages as ticketing) that runs one Postgres transaction inserting the request and then publishes it to
 JetStream, awaiting the PubAck. No auth, no validation beyond pydantic's, no tracing, no outbox.
 
+Two of its blocks alone, for the single-part ceilings: a grpc.aio unary echo server, and a FastAPI app whose
+``POST /v1/tickets`` validates the body and answers at once.
+
     .venv/bin/python benchmarks/bare_path.py grpc --port P --database-url URL --nats-url URL
     .venv/bin/python benchmarks/bare_path.py http --port P --grpc-addr HOST:PORT
+    .venv/bin/python benchmarks/bare_path.py echo --port P
+    .venv/bin/python benchmarks/bare_path.py trivial --port P
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from support.ticketing.v1 import ticket_pb2, ticketing_service_pb2, ticketing_service_pb2_grpc
 
 SUBJECT = "bench.ticket.created"
+ECHO_METHOD = "/bench.Echo/Echo"
 
 
 class _Servicer(ticketing_service_pb2_grpc.TicketingServiceServicer):
@@ -54,7 +60,21 @@ async def serve_grpc(port: int, database_url: str, nats_url: str) -> None:
     js = nc.jetstream()
     await js.add_stream(name="BARE", subjects=["bench.>"])
     server = grpc.aio.server()
-    ticketing_service_pb2_grpc.add_TicketingServiceServicer_to_server(_Servicer(pool, js), server)
+    ticketing_service_pb2_grpc.add_TicketingServiceServicer_to_server(_Servicer(pool, js), server)  # type: ignore[abstract]  # only CreateTicket is served
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+async def serve_echo(port: int) -> None:
+    """A unary method answering its request bytes: grpc.aio's own cost per call, nothing else."""
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    handler = grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
@@ -87,15 +107,30 @@ def http_app(grpc_addr: str) -> FastAPI:
         request = ticketing_service_pb2.CreateTicketRequest(
             request_id=str(uuid.uuid4()), customer_id="c-1", subject=body.subject, language=body.language
         )
-        response = await stubs[0].CreateTicket(request, timeout=5)
+        response = await stubs[0].CreateTicket(request, timeout=5)  # type: ignore[misc]  # the generated stub is typed as the sync one
         return {"id": response.ticket.id, "subject": response.ticket.subject, "status": "new"}
 
     return app
 
 
+def trivial_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/tickets", status_code=201)
+    async def create(body: _TicketIn) -> dict[str, str]:
+        return {"id": str(uuid.uuid4()), "subject": body.subject, "status": "new"}
+
+    return app
+
+
+def serve_http(app: FastAPI, port: int) -> None:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, loop="uvloop", log_config=None, lifespan="on")
+    uvicorn.Server(config).run()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("grpc", "http"))
+    parser.add_argument("mode", choices=("grpc", "http", "echo", "trivial"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url")
     parser.add_argument("--nats-url")
@@ -103,11 +138,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "grpc":
         uvloop.run(serve_grpc(args.port, args.database_url, args.nats_url))
+    elif args.mode == "echo":
+        uvloop.run(serve_echo(args.port))
+    elif args.mode == "trivial":
+        serve_http(trivial_app(), args.port)
     else:
-        config = uvicorn.Config(
-            http_app(args.grpc_addr), host="127.0.0.1", port=args.port, loop="uvloop", log_config=None, lifespan="on"
-        )
-        uvicorn.Server(config).run()
+        serve_http(http_app(args.grpc_addr), args.port)
 
 
 if __name__ == "__main__":

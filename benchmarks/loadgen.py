@@ -33,8 +33,18 @@ class Results:
             return float("nan")
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
+    def summary(self) -> dict[str, float]:
+        """Rate, latency percentiles and the count of answers other than 2xx (0: the server dropped us)."""
+        return {
+            "rate_per_s": round(self.rate, 1),
+            **{f"p{p}_ms": round(self.percentile(p), 2) for p in (50, 95, 99)},
+            "non_2xx": sum(n for status, n in self.statuses.items() if not 200 <= status < 300),
+        }
+
 
 RequestFactory = Callable[[], bytes]
+# Called with each request's scheduled start (perf_counter), its status and its body.
+ResponseHook = Callable[[float, int, bytes], None]
 
 
 def request_bytes(method: str, host: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
@@ -98,7 +108,14 @@ async def saturate(host: str, port: int, make: RequestFactory, *, connections: i
 
 
 async def at_rate(
-    host: str, port: int, make: RequestFactory, *, rate: float, duration_s: float, connections: int = 64
+    host: str,
+    port: int,
+    make: RequestFactory,
+    *,
+    rate: float,
+    duration_s: float,
+    connections: int = 64,
+    on_response: ResponseHook | None = None,
 ) -> Results:
     """Open loop: requests start on a fixed schedule whatever the latency, so queueing shows in the figures.
 
@@ -115,10 +132,12 @@ async def at_rate(
     async def one(scheduled: float) -> None:
         conn = await idle.get()
         try:
-            status, _ = await conn.exchange(make())
+            status, body = await conn.exchange(make())
         finally:
             idle.put_nowait(conn)
         results.record(status, (time.perf_counter() - scheduled) * 1000)
+        if on_response is not None:
+            on_response(scheduled, status, body)
 
     for index in range(total):
         scheduled = begin + index / rate

@@ -18,16 +18,12 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -38,6 +34,7 @@ from support.common.v1 import common_pb2
 from support.ticketing.v1 import events_pb2 as ticketing_events
 from support.ticketing.v1 import ticket_pb2
 
+from benchmarks.common import machine, percentile, temp_dir, write_result
 from services.kit.bus.consumer import EventConsumer
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.outbox import OutboxRelay
@@ -53,7 +50,6 @@ from services.routing.service import RoutingService
 from services.runtime.embedded_nats import EmbeddedNats
 from services.runtime.embedded_postgres import EmbeddedPostgres
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SKILLS = ("payments", "account_security", "cards", "complaints")
 CATEGORIES = (
     "payment_failed",
@@ -68,11 +64,6 @@ CATEGORIES = (
     "other",
 )
 NOW = datetime.now(UTC)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
@@ -462,22 +453,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2_000, help="ticket.created events for the end-to-end part")
     parser.add_argument("--rate", type=float, default=100.0, help="events per second published")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="supportdesk-bench-routing-"))
-    folder.chmod(0o711)
-    try:
-        with (
-            EmbeddedPostgres(folder / "pg", run_as=os.environ.get("SUPPORTDESK_PG_USER")) as pg,
-            EmbeddedNats(folder / "nats") as bus,
-        ):
-            result = asyncio.run(run(args, pg.url, bus.url))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    with (
+        temp_dir("supportdesk-bench-routing-") as folder,
+        EmbeddedPostgres(folder / "pg", run_as=os.environ.get("SUPPORTDESK_PG_USER")) as pg,
+        EmbeddedNats(folder / "nats") as bus,
+    ):
+        result = asyncio.run(run(args, pg.url, bus.url))
+    result["machine"] = machine()
     report(result)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"routing_dispatch-{int(time.time())}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"written {out}")
+    print(f"written {write_result('routing_dispatch', result)}")
 
 
 def report(result: dict[str, Any]) -> None:

@@ -18,11 +18,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -35,10 +32,10 @@ import psutil  # type: ignore[import-untyped]
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import machine, temp_dir, write_result  # noqa: E402
 from services.kit.migrations import migrate  # noqa: E402
 from services.runtime.embedded_postgres import EmbeddedPostgres  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # Time between arming and the first due timer: the child starts and connects meanwhile.
 LEAD_S = 4.0
 
@@ -274,28 +271,19 @@ def main() -> None:
         uvloop.run(child(args.child, args.batch_size))
         return
 
-    data_dir = Path(tempfile.mkdtemp(prefix="supportdesk-bench-timers-"))
-    data_dir.chmod(0o711)  # reachable by the unprivileged user Postgres runs as when we are root
-    try:
-        with EmbeddedPostgres(data_dir / "pg", run_as=os.environ.get("SUPPORTDESK_PG_USER")) as server:
-            assert server.pid is not None
-            runs = asyncio.run(benchmark(server.url, psutil.Process(server.pid), args))
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with (
+        temp_dir("supportdesk-bench-timers-") as data_dir,
+        EmbeddedPostgres(data_dir / "pg", run_as=os.environ.get("SUPPORTDESK_PG_USER")) as server,
+    ):
+        assert server.pid is not None
+        runs = asyncio.run(benchmark(server.url, psutil.Process(server.pid), args))
     print_table(runs)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"sla_timers-{int(time.time())}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
-                "args": {k: v for k, v in vars(args).items() if k not in ("child", "batch_size")},
-                "runs": [asdict(r) for r in runs],
-            },
-            indent=2,
-        )
-    )
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    result = {
+        "machine": machine(),
+        "args": {k: v for k, v in vars(args).items() if k not in ("child", "batch_size")},
+        "runs": [asdict(r) for r in runs],
+    }
+    print(f"\nwritten {write_result('sla_timers', result)}")
 
 
 if __name__ == "__main__":

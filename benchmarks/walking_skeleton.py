@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
-import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime
@@ -24,43 +18,19 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.common import machine, percentile, supportdesk_up, temp_dir, write_result
+
 BIN = Path(sys.executable).parent
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def start_backend(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
-    env = {
-        **os.environ,
-        "SUPPORTDESK_DATA_DIR": str(data_dir),
-        "SUPPORTDESK_HTTP_PORT": "0",
-        "SUPPORTDESK_LOG_LEVEL": "WARNING",
-    }
-    env.pop("NATS_URL", None)
-    env.pop("DATABASE_URL", None)
-    process = subprocess.Popen(
-        [str(BIN / "supportdesk"), "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert process.stdout is not None
-    for raw in process.stdout:
-        match = re.search(r"supportdesk is up: (\S+)", raw.decode())
-        if match:
-            return process, match.group(1), env
-    raise SystemExit("supportdesk up did not start")
-
-
-def token(env: dict[str, str], role: str, sub: str) -> str:
+def token(data_dir: Path, role: str, sub: str) -> str:
     return subprocess.run(
         [str(BIN / "supportdesk"), "token", "--role", role, "--sub", sub],
-        env=env,
+        env={**os.environ, "SUPPORTDESK_DATA_DIR": str(data_dir)},
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def create_all(
@@ -116,20 +86,13 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="supportdesk-bench-"))
-    data_dir.chmod(0o711)
-    process, url, env = start_backend(data_dir)
-    try:
-        customer, supervisor = token(env, "customer", "c-bench"), token(env, "supervisor", "s-bench")
+    with temp_dir("supportdesk-bench-") as data_dir, supportdesk_up(data_dir) as (url, _):
+        customer, supervisor = token(data_dir, "customer", "c-bench"), token(data_dir, "supervisor", "s-bench")
         asyncio.run(create_all(url, customer, min(200, args.tickets), args.concurrency))  # warm-up
         latencies, answered, elapsed = asyncio.run(create_all(url, customer, args.tickets, args.concurrency))
         lags = asyncio.run(routing_lag(url, supervisor, answered[:: max(1, len(answered) // 200)]))
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-        shutil.rmtree(data_dir, ignore_errors=True)
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
         "tickets": args.tickets,
         "concurrency": args.concurrency,
         "tickets_per_s": args.tickets / elapsed,
@@ -141,10 +104,7 @@ def main() -> None:
     print(f"{'created per second':<24}{result['tickets_per_s']:.0f}")
     print(f"{'create latency ms':<24}" + "  ".join(f"{k} {v:.1f}" for k, v in result["latency_ms"].items()))
     print(f"{'201 -> queued ms':<24}" + "  ".join(f"{k} {v:.1f}" for k, v in result["answer_to_queued_ms"].items()))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"walking_skeleton-{int(time.time())}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"written {out}")
+    print(f"written {write_result('walking_skeleton', result)}")
 
 
 if __name__ == "__main__":

@@ -15,24 +15,32 @@ from opentelemetry.trace import Span
 
 from services.gateway.auth import build_verifier
 from services.gateway.clients import ServiceClients
+from services.gateway.deadline import RequestDeadlineMiddleware
 from services.gateway.grpc_errors import rpc_error_handler
+from services.gateway.metrics import HttpMetricsMiddleware, metrics_endpoint
 from services.gateway.middleware import BodySizeLimitMiddleware, CatchAllMiddleware
 from services.gateway.openapi import install_openapi
 from services.gateway.problems import install_problem_handlers
 from services.gateway.routes import (
     agents,
     conversation,
+    deliveries,
     health,
     notifications,
     offers,
+    ops,
     priority_rules,
     queues,
     routing_rules,
     sla,
+    stream,
     tickets,
+    webhooks,
 )
 from services.gateway.routes import help as help_routes
 from services.gateway.settings import GatewaySettings
+from services.gateway.stream import StreamHub
+from services.gateway.throttling import RateLimitHeadersMiddleware, RateLimits
 
 DESCRIPTION = """\
 Public API of the wallet's 24/7 human customer service.
@@ -55,15 +63,21 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if clients is not None:
-            yield
-            return
-        opened = ServiceClients.from_settings(settings)
-        app.state.clients = opened
+        hub = StreamHub(settings.nats_url, queue_size=settings.stream_queue_size)
+        app.state.stream_hub = hub
+        hub.start()
         try:
-            yield
+            if clients is not None:
+                yield
+                return
+            opened = ServiceClients.from_settings(settings)
+            app.state.clients = opened
+            try:
+                yield
+            finally:
+                await opened.close()
         finally:
-            await opened.close()
+            await hub.close()
 
     app = FastAPI(
         title="Supportdesk API",
@@ -73,6 +87,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     )
     app.state.settings = settings
     app.state.verifier = verifier
+    app.state.rate_limits = RateLimits.from_settings(settings)
     if clients is not None:
         app.state.clients = clients
 
@@ -80,8 +95,12 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.add_exception_handler(grpc.aio.AioRpcError, rpc_error_handler)
 
     # add_middleware wraps what is already there: the last added runs first.
+    app.add_middleware(RequestDeadlineMiddleware, timeout_s=settings.request_timeout_s)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAllMiddleware)
+    if app.state.rate_limits is not None:
+        app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)
     if settings.cors_origins:
         # Outermost, so error answers carry CORS headers too and browsers can read them.
         app.add_middleware(
@@ -89,7 +108,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            expose_headers=["Location", "Retry-After"],
+            expose_headers=["Location", "Retry-After", "RateLimit", "RateLimit-Policy"],
         )
 
     app.include_router(health.router)
@@ -103,10 +122,15 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(help_routes.router)
     app.include_router(routing_rules.router)
     app.include_router(sla.router)
+    app.include_router(webhooks.router)
+    app.include_router(deliveries.router)
+    app.include_router(stream.router)
+    app.include_router(ops.router)
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app)
     FastAPIInstrumentor.instrument_app(
         app,
-        excluded_urls="/healthz,/readyz",
+        excluded_urls="/healthz,/readyz,/metrics",
         server_request_hook=_drop_query,
         # One span per request: a child span per ASGI message sent or received costs CPU and tells nothing.
         exclude_spans=["receive", "send"],

@@ -1,9 +1,10 @@
 """Bearer-token authentication and role checks.
 
 - local mode: HS256 tokens signed with the local secret (see ``tokens``); only HS256 is accepted.
-- jwt mode: tokens of an external issuer, verified with its PEM public key; only the configured
-  asymmetric algorithms (RS256/ES256) are accepted, so an HS256 token "signed" with the public key is
-  refused (algorithm confusion), as is ``alg: none``.
+- jwt mode: tokens of an external issuer, verified with its PEM public key or with the key its JWKS URL
+  publishes under the token's ``kid`` (see ``jwks``); only the configured asymmetric algorithms
+  (RS256/ES256) are accepted, and a JWKS key only with its own algorithm, so an HS256 token "signed" with
+  the public key is refused (algorithm confusion), as is ``alg: none``.
 
 ``iss``, ``aud``, ``exp`` and ``sub`` are required and checked; the role comes from the ``role`` claim.
 Failures answer 401 with ``WWW-Authenticate: Bearer`` and code ``unauthenticated`` (no token),
@@ -19,7 +20,10 @@ from typing import Annotated, Any
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jwt import PyJWK
 
+from services.gateway import throttling
+from services.gateway.jwks import JwksKeys, UnknownKey
 from services.gateway.principal import Principal, Role
 from services.gateway.problems import ProblemError
 from services.gateway.settings import GatewaySettings
@@ -39,7 +43,7 @@ _bearer = HTTPBearer(
 class TokenVerifier:
     """Checks a token's signature and claims; knows nothing about HTTP."""
 
-    def __init__(self, *, key: bytes, algorithms: Sequence[str], issuer: str, audience: str) -> None:
+    def __init__(self, *, key: bytes | JwksKeys, algorithms: Sequence[str], issuer: str, audience: str) -> None:
         if not algorithms:
             raise ValueError("at least one algorithm is required")
         self._key = key
@@ -51,11 +55,12 @@ class TokenVerifier:
     def algorithms(self) -> tuple[str, ...]:
         return tuple(self._algorithms)
 
-    def verify(self, token: str) -> Principal:
+    async def verify(self, token: str) -> Principal:
+        key = self._key if isinstance(self._key, bytes) else await self._published_key(self._key, token)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=self._algorithms,
                 issuer=self._issuer,
                 audience=self._audience,
@@ -78,6 +83,23 @@ class TokenVerifier:
             raise _invalid_token("invalid_token", "The token carries no known role.")
         return Principal(subject=subject, role=role)
 
+    async def _published_key(self, keys: JwksKeys, token: str) -> PyJWK:
+        """The key the token's (not yet trusted) header names; the signature check follows."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _invalid_token("invalid_token", "The token is invalid.") from None
+        if header.get("alg") not in self._algorithms:
+            # Refused before any key look-up, so forged tokens never make the gateway fetch keys.
+            raise _invalid_token("invalid_token", "The token is invalid.")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise _invalid_token("invalid_token", "The token names no signing key (kid).")
+        try:
+            return await keys.key_for(kid)
+        except UnknownKey:
+            raise _invalid_token("invalid_token", "The token's signing key is unknown.") from None
+
 
 def build_verifier(settings: GatewaySettings) -> TokenVerifier:
     """The verifier for the configured mode; reads (or in local mode creates) the key file."""
@@ -87,6 +109,17 @@ def build_verifier(settings: GatewaySettings) -> TokenVerifier:
             algorithms=[LOCAL_ALGORITHM],
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
+        )
+    if settings.jwt_jwks_url is not None:
+        keys = JwksKeys(
+            settings.jwt_jwks_url,
+            lifespan_s=settings.jwt_jwks_cache_s,
+            timeout_s=settings.jwt_jwks_timeout_s,
+            cooldown_s=settings.jwt_jwks_refresh_cooldown_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        return TokenVerifier(
+            key=keys, algorithms=settings.jwt_algorithms, issuer=settings.jwt_issuer, audience=settings.jwt_audience
         )
     assert settings.jwt_public_key_file is not None  # enforced by GatewaySettings
     pem = settings.jwt_public_key_file.read_bytes()
@@ -125,17 +158,26 @@ async def get_verifier(request: Request) -> TokenVerifier:  # async: no thread-p
 
 
 async def authenticate(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     verifier: Annotated[TokenVerifier, Depends(get_verifier)],
 ) -> Principal:
+    """The verified caller, charged to its rate budget; callers without a valid token share their address's."""
     if credentials is None or not credentials.credentials:
+        throttling.spend(request, throttling.client_address(request))
         raise ProblemError(
             401,
             "unauthenticated",
             "A bearer token is required.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return verifier.verify(credentials.credentials)
+    try:
+        principal = await verifier.verify(credentials.credentials)
+    except ProblemError:
+        throttling.spend(request, throttling.client_address(request))
+        raise
+    throttling.spend(request, throttling.subject_key(principal.subject))
+    return principal
 
 
 def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:

@@ -1,7 +1,8 @@
 """gRPC channels to ticketing, routing and notify, and the calls routes make through them.
 
-Every call carries a deadline (``request_timeout_s``) and ``wait_for_ready=False``, so a peer that is
-down fails at once and a slow one fails at the deadline; both become 503 ``dependency_unavailable``.
+Every call carries a deadline (what is left of the HTTP request's ``request_timeout_s``, see ``deadline``)
+and ``wait_for_ready=False``, so a peer that is down fails at once and a slow one fails at the deadline;
+both become 503 ``dependency_unavailable``.
 Failures reach routes as ``ProblemError``; protobuf never leaves this module and ``mapping``.
 """
 
@@ -14,7 +15,7 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
-from support.notify.v1 import notify_service_pb2, notify_service_pb2_grpc
+from support.notify.v1 import notify_service_pb2, notify_service_pb2_grpc, webhook_pb2
 from support.routing.v1 import routing_service_pb2, routing_service_pb2_grpc, sla_service_pb2, sla_service_pb2_grpc
 from support.ticketing.v1 import (
     help_service_pb2,
@@ -23,7 +24,7 @@ from support.ticketing.v1 import (
     ticketing_service_pb2_grpc,
 )
 
-from services.gateway import mapping, mapping_config, schemas, schemas_config
+from services.gateway import deadline, mapping, mapping_config, mapping_notify, schemas, schemas_config, schemas_notify
 from services.gateway.grpc_errors import problem_from_rpc_error
 from services.gateway.principal import Principal
 from services.gateway.problems import ProblemError, dependency_unavailable
@@ -98,8 +99,12 @@ class ServiceClients:
         await asyncio.gather(*(channel.close() for channel in self._channels.values()))
 
     async def _call(self, service: str, method: Any, request: Any) -> Any:
+        timeout_s = deadline.remaining_s(self._timeout_s)
+        if timeout_s <= 0:
+            # Earlier calls spent the request's budget: the caller has stopped waiting.
+            raise dependency_unavailable(self._retry_after_s)
         try:
-            return await method(request, timeout=self._timeout_s, wait_for_ready=False)
+            return await method(request, timeout=timeout_s, wait_for_ready=False)
         except grpc.aio.AioRpcError as exc:
             raise problem_from_rpc_error(exc, retry_after_s=self._retry_after_s, service=service) from exc
         except grpc.aio.UsageError as exc:
@@ -213,14 +218,146 @@ class ServiceClients:
         return mapping.queue_stats_page(response)
 
     async def list_notifications(
-        self, *, user_id: str, page_size: int | None, page_token: str | None
+        self, principal: Principal, *, page_size: int | None, page_token: str | None, unread_only: bool
     ) -> schemas.NotificationPage:
         response: notify_service_pb2.ListNotificationsResponse = await self._call(
             NOTIFY,
             self.notify.ListNotifications,
-            mapping.list_notifications_request(user_id, page_size, page_token),
+            mapping.list_notifications_request(principal, page_size, page_token, unread_only),
         )
         return mapping.notification_page(response)
+
+    async def replay_notifications(
+        self, principal: Principal, after_id: str, *, limit: int
+    ) -> list[schemas.NotificationOut]:
+        request = notify_service_pb2.ReplayNotificationsRequest(
+            user_id=principal.subject, audiences=mapping.audiences_of(principal), after_id=after_id, limit=limit
+        )
+        response: notify_service_pb2.ReplayNotificationsResponse = await self._call(
+            NOTIFY, self.notify.ReplayNotifications, request
+        )
+        return [mapping.notification_out(n) for n in response.notifications]
+
+    async def mark_notifications_read(self, principal: Principal, ids: list[str], everything: bool) -> int:
+        request = notify_service_pb2.MarkNotificationsReadRequest(
+            user_id=principal.subject, audiences=mapping.audiences_of(principal), notification_ids=ids, all=everything
+        )
+        response: notify_service_pb2.MarkNotificationsReadResponse = await self._call(
+            NOTIFY, self.notify.MarkNotificationsRead, request
+        )
+        return response.marked_count
+
+    async def get_preferences(self, user_id: str) -> schemas_notify.PreferencesOut:
+        request = notify_service_pb2.GetPreferencesRequest(user_id=user_id)
+        response: notify_service_pb2.GetPreferencesResponse = await self._call(
+            NOTIFY, self.notify.GetPreferences, request
+        )
+        return mapping_notify.preferences_out(response.preferences)
+
+    async def update_preferences(
+        self, user_id: str, body: schemas_notify.PreferencesIn
+    ) -> schemas_notify.PreferencesOut:
+        request = notify_service_pb2.UpdatePreferencesRequest(preferences=mapping_notify.preferences_in(user_id, body))
+        response: notify_service_pb2.UpdatePreferencesResponse = await self._call(
+            NOTIFY, self.notify.UpdatePreferences, request
+        )
+        return mapping_notify.preferences_out(response.preferences)
+
+    async def disown_alert(self, customer_id: str, notification_id: str) -> tuple[schemas.TicketOut, bool]:
+        """Open (once per alert) an urgent suspicious-activity ticket for an alert the customer disowns."""
+        disowned: notify_service_pb2.DisownAlertResponse = await self._call(
+            NOTIFY,
+            self.notify.DisownAlert,
+            notify_service_pb2.DisownAlertRequest(user_id=customer_id, notification_id=notification_id),
+        )
+        request = mapping.disowned_alert_ticket_request(disowned, customer_id)
+        response: ticketing_service_pb2.CreateTicketResponse = await self._call(
+            TICKETING, self.ticketing.CreateTicket, request
+        )
+        return mapping.ticket_out(response.ticket), response.created
+
+    async def create_webhook(
+        self, body: schemas_notify.WebhookIn, *, request_id: str
+    ) -> tuple[schemas_notify.WebhookOut, bool]:
+        request = notify_service_pb2.CreateWebhookEndpointRequest(
+            request_id=request_id, endpoint=mapping_notify.webhook_in(body)
+        )
+        response: notify_service_pb2.CreateWebhookEndpointResponse = await self._call(
+            NOTIFY, self.notify.CreateWebhookEndpoint, request
+        )
+        return mapping_notify.webhook_out(response.endpoint), response.created
+
+    async def list_webhooks(self, *, page_size: int | None, page_token: str | None) -> schemas_notify.WebhookPage:
+        request = notify_service_pb2.ListWebhookEndpointsRequest(page_size=page_size or 0, page_token=page_token or "")
+        response: notify_service_pb2.ListWebhookEndpointsResponse = await self._call(
+            NOTIFY, self.notify.ListWebhookEndpoints, request
+        )
+        return schemas_notify.WebhookPage(
+            webhooks=[mapping_notify.webhook_out(e) for e in response.endpoints],
+            next_page_token=response.next_page_token or None,
+        )
+
+    async def get_webhook(self, endpoint_id: str) -> schemas_notify.WebhookOut:
+        request = notify_service_pb2.GetWebhookEndpointRequest(endpoint_id=endpoint_id)
+        response: notify_service_pb2.GetWebhookEndpointResponse = await self._call(
+            NOTIFY, self.notify.GetWebhookEndpoint, request
+        )
+        return mapping_notify.webhook_out(response.endpoint)
+
+    async def update_webhook(self, endpoint_id: str, body: schemas_notify.WebhookUpdateIn) -> schemas_notify.WebhookOut:
+        request = notify_service_pb2.UpdateWebhookEndpointRequest(
+            endpoint=mapping_notify.webhook_in(body, endpoint_id), expected_version=body.expected_version or 0
+        )
+        response: notify_service_pb2.UpdateWebhookEndpointResponse = await self._call(
+            NOTIFY, self.notify.UpdateWebhookEndpoint, request
+        )
+        return mapping_notify.webhook_out(response.endpoint)
+
+    async def delete_webhook(self, endpoint_id: str) -> None:
+        request = notify_service_pb2.DeleteWebhookEndpointRequest(endpoint_id=endpoint_id)
+        await self._call(NOTIFY, self.notify.DeleteWebhookEndpoint, request)
+
+    async def list_deliveries(
+        self,
+        *,
+        page_size: int | None,
+        page_token: str | None,
+        status: schemas_notify.DeliveryStatus | None,
+        channel: schemas_notify.DeliveryChannel | None,
+        webhook_id: str | None,
+    ) -> schemas_notify.DeliveryPage:
+        request = notify_service_pb2.ListDeliveriesRequest(
+            page_size=page_size or 0,
+            page_token=page_token or "",
+            status=mapping_notify.DELIVERY_STATUS.to_proto[status]
+            if status
+            else webhook_pb2.DELIVERY_STATUS_UNSPECIFIED,
+            channel=(
+                mapping_notify.DELIVERY_CHANNEL.to_proto[channel]
+                if channel
+                else webhook_pb2.DELIVERY_CHANNEL_UNSPECIFIED
+            ),
+            endpoint_id=webhook_id or "",
+        )
+        response: notify_service_pb2.ListDeliveriesResponse = await self._call(
+            NOTIFY, self.notify.ListDeliveries, request
+        )
+        return schemas_notify.DeliveryPage(
+            deliveries=[mapping_notify.delivery_out(d) for d in response.deliveries],
+            next_page_token=response.next_page_token or None,
+        )
+
+    async def get_delivery(self, delivery_id: str) -> schemas_notify.DeliveryOut:
+        request = notify_service_pb2.GetDeliveryRequest(delivery_id=delivery_id)
+        response: notify_service_pb2.GetDeliveryResponse = await self._call(NOTIFY, self.notify.GetDelivery, request)
+        return mapping_notify.delivery_out(response.delivery)
+
+    async def replay_delivery(self, delivery_id: str) -> schemas_notify.DeliveryOut:
+        request = notify_service_pb2.ReplayDeliveryRequest(delivery_id=delivery_id)
+        response: notify_service_pb2.ReplayDeliveryResponse = await self._call(
+            NOTIFY, self.notify.ReplayDelivery, request
+        )
+        return mapping_notify.delivery_out(response.delivery)
 
     async def search_help_articles(
         self,

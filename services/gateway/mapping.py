@@ -19,7 +19,7 @@ from support.routing.v1 import agent_pb2, offer_pb2, queue_pb2, routing_service_
 from support.ticketing.v1 import help_pb2, help_service_pb2, ticket_pb2, ticketing_service_pb2
 
 from services.gateway import schemas
-from services.gateway.principal import Principal
+from services.gateway.principal import Principal, Role
 
 if TYPE_CHECKING:
     from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
@@ -325,29 +325,62 @@ def queue_stats_page(response: routing_service_pb2.ListQueueStatsResponse) -> sc
     )
 
 
+def audiences_of(principal: Principal) -> list[str]:
+    """The role audiences whose notifications a caller also reads (supervisors share one)."""
+    return ["role:supervisor"] if principal.role is Role.SUPERVISOR else []
+
+
 def list_notifications_request(
-    user_id: str, page_size: int | None, page_token: str | None
+    principal: Principal, page_size: int | None, page_token: str | None, unread_only: bool
 ) -> notify_service_pb2.ListNotificationsRequest:
     return notify_service_pb2.ListNotificationsRequest(
-        user_id=user_id, page_size=page_size or 0, page_token=page_token or ""
+        user_id=principal.subject,
+        audiences=audiences_of(principal),
+        page_size=page_size or 0,
+        page_token=page_token or "",
+        unread_only=unread_only,
+    )
+
+
+def notification_out(item: notification_pb2.Notification) -> schemas.NotificationOut:
+    read_at = timestamp_out(item, "read_time")
+    return schemas.NotificationOut(
+        id=item.id,
+        channel=NOTIFICATION_CHANNEL.out_or_none(item.channel),
+        kind=item.kind,
+        title=item.title,
+        body=item.body,
+        ticket_id=_none_if_empty(item.ticket_id),
+        created_at=timestamp_out(item, "create_time"),
+        read=read_at is not None,
+        read_at=read_at,
+        security=item.security,
+        data=dict(item.data),
+    )
+
+
+def disowned_alert_ticket_request(
+    disowned: notify_service_pb2.DisownAlertResponse, customer_id: str
+) -> ticketing_service_pb2.CreateTicketRequest:
+    """An urgent suspicious-activity ticket; its request id is the alert's, so asking twice opens one ticket."""
+    alert = disowned.notification
+    return ticketing_service_pb2.CreateTicketRequest(
+        request_id=f"wallet-alert:{disowned.alert_id}",
+        customer_id=customer_id,
+        channel=ticket_pb2.CHANNEL_APP,
+        category=ticket_pb2.CATEGORY_SUSPICIOUS_ACTIVITY,
+        priority=common_pb2.PRIORITY_URGENT,
+        subject=alert.title,
+        description=alert.body,
+        language="zh" if disowned.locale.startswith("zh") else "en",
     )
 
 
 def notification_page(response: notify_service_pb2.ListNotificationsResponse) -> schemas.NotificationPage:
     return schemas.NotificationPage(
-        notifications=[
-            schemas.NotificationOut(
-                id=item.id,
-                channel=NOTIFICATION_CHANNEL.out_or_none(item.channel),
-                kind=item.kind,
-                title=item.title,
-                body=item.body,
-                ticket_id=_none_if_empty(item.ticket_id),
-                created_at=timestamp_out(item, "create_time"),
-            )
-            for item in response.notifications
-        ],
+        notifications=[notification_out(item) for item in response.notifications],
         next_page_token=_none_if_empty(response.next_page_token),
+        unread_count=response.unread_count,
     )
 
 

@@ -16,13 +16,28 @@ _DESCRIPTIONS = {
     403: "The caller's role or identity may not do this.",
     413: "The request body is too large.",
     422: "The request failed validation; `errors` lists the fields.",
+    429: "The caller's read or write budget is spent; retry after `Retry-After` seconds.",
     503: "A dependency is unavailable or too slow; retry after `Retry-After` seconds.",
+}
+
+_RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "RateLimit": {
+        "description": 'What remains of the budget: `"<policy>";r=<requests>;t=<seconds until it is whole>`.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Policy": {
+        "description": 'The budget: `"<reads|writes>";q=<requests>;w=<window seconds>`.',
+        "schema": {"type": "string"},
+    },
 }
 
 
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": '`Bearer`, with `error="invalid_token"` for a bad token.'}},
-    429: {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
+    429: {
+        "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+        **_RATE_LIMIT_HEADERS,
+    },
     503: {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
 }
 
@@ -55,6 +70,8 @@ def install_openapi(app: FastAPI) -> None:
             for operation in path.values():
                 if "requestBody" in operation:
                     _document_body_problems(operation["responses"])
+                if operation.get("security"):
+                    _document_rate_limit(operation["responses"])
                 for response in operation.get("responses", {}).values():
                     _move_problem_content(response)
         return schema
@@ -69,6 +86,18 @@ def _document_body_problems(responses: dict[str, Any]) -> None:
             str(status),
             {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _PROBLEM_REF}}}},
         )
+
+
+def _document_rate_limit(responses: dict[str, Any]) -> None:
+    """Every authenticated operation counts against the caller's budget (see ``throttling``)."""
+    responses.setdefault(
+        "429",
+        {
+            "description": _DESCRIPTIONS[429],
+            "headers": _HEADERS[429],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _PROBLEM_REF}}},
+        },
+    )
 
 
 def _move_problem_content(response: dict[str, Any]) -> None:

@@ -450,11 +450,18 @@ class NotificationOut(BaseModel):
     body: str
     ticket_id: str | None
     created_at: datetime | None
+    read: bool
+    read_at: datetime | None
+    # Security alerts: mark one "this wasn't me" with POST /v1/notifications/{id}/not-me.
+    security: bool
+    # Kind-specific facts, e.g. offer_id and expire_time for "offer.received".
+    data: dict[str, str]
 
 
 class NotificationPage(BaseModel):
     notifications: list[NotificationOut]
     next_page_token: str | None
+    unread_count: int
 
 
 class HealthOut(BaseModel):

@@ -40,11 +40,18 @@ class GatewaySettings(CommonSettings):
     jwt_audience: str = "supportdesk"
     # Local mode: HS256 secret shared with the token-minting command; None means data_dir/secrets/local-jwt.key.
     local_jwt_secret_file: Path | None = None
-    # JWT mode: PEM public key of the identity provider.
+    # JWT mode: PEM public key of the identity provider, or the URL of its JWKS (one of the two).
     jwt_public_key_file: Path | None = None
+    jwt_jwks_url: str | None = Field(default=None, pattern=r"^https?://")
+    # How long a fetched key set is trusted before it is fetched again.
+    jwt_jwks_cache_s: float = Field(default=300.0, gt=0)
+    # Short: a request waiting for keys waits this long at most before its 503.
+    jwt_jwks_timeout_s: float = Field(default=2.0, gt=0)
+    # At most one refetch per this many seconds for tokens naming a key id not in the cached set.
+    jwt_jwks_refresh_cooldown_s: float = Field(default=30.0, ge=0)
     jwt_algorithms: Annotated[list[JwtAlgorithm], NoDecode] = Field(default_factory=lambda: list(_DEFAULT_ALGORITHMS))
 
-    # Deadline of every gRPC call made while serving a request.
+    # Deadline of a request: every gRPC call made while serving it shares what is left of it.
     request_timeout_s: float = Field(default=5.0, gt=0)
     # Deadline of each readiness probe; short so a load balancer's check never queues behind a slow peer.
     readiness_timeout_s: float = Field(default=1.0, gt=0)
@@ -52,6 +59,16 @@ class GatewaySettings(CommonSettings):
     retry_after_s: int = Field(default=2, ge=0)
     max_body_bytes: int = Field(default=65536, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # NATS for the live stream (/v1/stream); unset, the stream answers 1013 and REST works as before.
+    nats_url: str | None = Field(default=None, validation_alias="NATS_URL")
+    # Frames a slow socket may have waiting before it is closed (it resumes from its last event id).
+    stream_queue_size: int = Field(default=256, ge=1)
+    # Per caller and per gateway process (ADR 0012): `reads` GET requests and `writes` other requests per
+    # window, each allowed in one burst after a quiet spell. Far above what a person or a console does.
+    rate_limit_enabled: bool = True
+    rate_limit_reads: int = Field(default=1200, gt=0)
+    rate_limit_writes: int = Field(default=300, gt=0)
+    rate_limit_window_s: int = Field(default=60, gt=0)
     # Time uvicorn gives in-flight requests after SIGTERM before closing them.
     shutdown_grace_s: int = Field(default=10, ge=0)
 
@@ -62,8 +79,11 @@ class GatewaySettings(CommonSettings):
 
     @model_validator(mode="after")
     def _jwt_mode_needs_a_key(self) -> GatewaySettings:
-        if self.auth_mode == "jwt" and self.jwt_public_key_file is None:
-            raise ValueError("auth_mode=jwt needs jwt_public_key_file (SUPPORTDESK_JWT_PUBLIC_KEY_FILE)")
+        if self.auth_mode == "jwt" and (self.jwt_public_key_file is None) == (self.jwt_jwks_url is None):
+            raise ValueError(
+                "auth_mode=jwt needs exactly one of jwt_public_key_file (SUPPORTDESK_JWT_PUBLIC_KEY_FILE)"
+                " and jwt_jwks_url (SUPPORTDESK_JWT_JWKS_URL)"
+            )
         if self.auth_mode == "jwt" and not self.jwt_algorithms:
             raise ValueError("auth_mode=jwt needs at least one entry in jwt_algorithms")
         return self

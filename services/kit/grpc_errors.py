@@ -14,6 +14,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from services.kit.errors import DomainError, ErrorKind
+from services.kit.logging import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +58,15 @@ def grpc_method(dependency_errors: tuple[type[BaseException], ...] = ()) -> Call
                 status = to_status(exc)
             except asyncpg.DataError as exc:
                 # A value the database cannot hold (NUL in text, a number beyond its column): bad input,
-                # refused whole since the transaction rolled back. The database's words stay in the log.
-                log.warning("unstorable value refused", extra={"error": repr(exc)})
+                # refused whole since the transaction rolled back. The log names the error, never the value.
+                log.warning("unstorable value refused", extra={"error": describe_error(exc)})
                 status = rich_status(
                     grpc.StatusCode.INVALID_ARGUMENT,
                     "unstorable_value",
                     "a value is out of range or holds a character that cannot be stored (such as NUL)",
                 )
             except dependency_errors as exc:
-                log.warning("dependency unavailable", extra={"error": repr(exc)})
+                log.warning("dependency unavailable", extra={"error": describe_error(exc)})
                 status = rich_status(
                     grpc.StatusCode.UNAVAILABLE,
                     "dependency_unavailable",

@@ -10,6 +10,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from services.kit.metrics import GrpcMetricsInterceptor
+
 log = logging.getLogger(__name__)
 
 
@@ -21,8 +23,11 @@ class GrpcServer:
         register: Callable[[grpc.aio.Server], None],
         service_names: Sequence[str],
     ) -> None:
-        # The interceptor continues the caller's trace (traceparent in metadata) for every RPC.
-        self._server = grpc.aio.server(interceptors=[aio_server_interceptor()], options=[("grpc.so_reuseport", 0)])
+        # The tracing interceptor continues the caller's trace (traceparent in metadata) for every RPC; the
+        # metrics one counts and times it inside that span.
+        self._server = grpc.aio.server(
+            interceptors=[aio_server_interceptor(), GrpcMetricsInterceptor()], options=[("grpc.so_reuseport", 0)]
+        )
         register(self._server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -17,11 +17,15 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from services.kit.bus.consumer import EventConsumer, Handler
+from services.kit.bus.envelope import Envelope
+from services.kit.bus.gauges import bus_samplers
 from services.kit.bus.outbox import OutboxRelay
 from services.kit.bus.streams import ALL_STREAMS, ConsumerSpec, declare_consumer, declare_streams
 from services.kit.db import create_pool
 from services.kit.grpc_server import GrpcServer
 from services.kit.logging import configure_logging
+from services.kit.metrics import Sample, sample_forever
+from services.kit.metrics_http import MetricsEndpoint
 from services.kit.migrations import pending_migrations
 from services.kit.settings import ServiceSettings
 from services.kit.telemetry import setup_tracing
@@ -49,6 +53,10 @@ class ServiceDefinition:
     consumers: Callable[[Runtime], list[tuple[ConsumerSpec, Handler]]] = field(default=lambda _: [])
     # Other long-running loops of the service (e.g. a timer scheduler), run and supervised like consumers.
     workers: Callable[[Runtime], list[Callable[[], Coroutine[Any, Any, None]]]] = field(default=lambda _: [])
+    # Gauges the service reads from its own tables (queue depth, agents by presence), sampled on a slow timer.
+    samplers: Callable[[Runtime], list[tuple[str, Sample]]] = field(default=lambda _: [])
+    # Counts the service's own facts (offers, SLA outcomes) from each event the relay got acknowledged.
+    on_published: Callable[[Envelope], None] | None = None
 
 
 class ServiceNotReady(RuntimeError):
@@ -96,7 +104,11 @@ async def run_service(definition: ServiceDefinition, settings: ServiceSettings) 
             lambda s: definition.register(s, runtime),
             definition.grpc_services,
         )
-        await _serve(definition, settings, runtime, server, consumers)
+        endpoint = MetricsEndpoint(settings.metrics_bind_host, settings.metrics_port)
+        try:
+            await _serve(definition, settings, runtime, server, consumers, endpoint)
+        finally:
+            endpoint.close()
     finally:
         if nc is not None and nc.is_connected:
             with contextlib.suppress(Exception):
@@ -111,6 +123,7 @@ async def _serve(
     runtime: Runtime,
     server: GrpcServer,
     consumers: list[tuple[ConsumerSpec, Handler]],
+    endpoint: MetricsEndpoint,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -122,18 +135,34 @@ async def _serve(
         definition.schema,
         batch_size=settings.outbox_batch_size,
         poll_interval_s=settings.outbox_poll_interval_s,
+        on_published=definition.on_published,
     )
-    workers = [asyncio.create_task(relay.run(), name="outbox-relay")]
+    samplers = bus_samplers(runtime.pool, runtime.js, definition.name, [spec for spec, _ in consumers])
+    samplers += definition.samplers(runtime)
+    workers = [
+        asyncio.create_task(relay.run(), name="outbox-relay"),
+        asyncio.create_task(sample_forever(samplers, settings.metrics_sample_interval_s), name="metric-samplers"),
+    ]
     workers += [
         asyncio.create_task(
-            EventConsumer(runtime.js, runtime.pool, spec, handler, max_deliver=settings.consumer_max_deliver).run(),
+            EventConsumer(
+                runtime.js,
+                runtime.pool,
+                spec,
+                handler,
+                max_deliver=settings.consumer_max_deliver,
+                concurrency=settings.consumer_concurrency,
+            ).run(),
             name=f"consumer-{spec.durable}",
         )
         for spec, handler in consumers
     ]
     workers += [asyncio.create_task(work(), name=f"worker-{i}") for i, work in enumerate(definition.workers(runtime))]
     await server.start()
-    log.info("service started", extra={"grpc": server.address, "consumers": [s.durable for s, _ in consumers]})
+    log.info(
+        "service started",
+        extra={"grpc": server.address, "metrics": endpoint.address, "consumers": [s.durable for s, _ in consumers]},
+    )
     stopped = asyncio.create_task(stop.wait(), name="stop-signal")
     done, _ = await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)
     failed = next((t for t in done if t is not stopped), None)

@@ -31,6 +31,8 @@ class BusSettings(CommonSettings):
     stream_replicas: int = 1
     consumer_max_deliver: int = 10
     consumer_ack_wait_s: float = 30.0
+    # Subjects (tickets) a consumer handles at once; each subject's events still apply in stream order.
+    consumer_concurrency: int = 16
 
 
 class ServiceSettings(BusSettings):
@@ -45,3 +47,12 @@ class ServiceSettings(BusSettings):
     outbox_batch_size: int = 500
     # Fallback when a NOTIFY is missed (listener connection lost); LISTEN wakes the relay at once otherwise.
     outbox_poll_interval_s: float = 1.0
+    # Prometheus /metrics on its own HTTP port (0: any free port); the host defaults to grpc_host.
+    metrics_host: str | None = None
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # How often gauges read from Postgres and JetStream (queue depth, consumer lag, outbox backlog) are sampled.
+    metrics_sample_interval_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def metrics_bind_host(self) -> str:
+        return self.metrics_host or self.grpc_host

@@ -2,30 +2,77 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 import grpc
+import httpx
 import uvloop
 from support.notify.v1 import notify_service_pb2_grpc
 
 from services.kit.bus.consumer import Handler
-from services.kit.bus.streams import TICKETING, ConsumerSpec
+from services.kit.bus.streams import ROUTING, TICKETING, WALLET, ConsumerSpec
 from services.kit.service import Runtime, ServiceDefinition, run_service
-from services.kit.settings import ServiceSettings
 from services.notify.api import SERVICE_NAME, NotifyApi
-from services.notify.service import NotifyQueries, on_ticket_created
+from services.notify.deliveries.admin import DeliveryAdmin
+from services.notify.deliveries.senders import EmailSender, WebhookSender
+from services.notify.deliveries.worker import DeliveryWorker
+from services.notify.inbox import Inbox
+from services.notify.service import EventHandler
+from services.notify.settings import NotifySettings
 
-TICKET_EVENTS = ConsumerSpec(TICKETING, "notify-ticket-events", ("support.ticketing.v1.ticket.created",))
+TICKET_EVENTS = ConsumerSpec(TICKETING, "notify-ticket-events", ("support.ticketing.v1.ticket.>",))
+ROUTING_EVENTS = ConsumerSpec(
+    ROUTING, "notify-routing-events", ("support.routing.v1.offer.>", "support.routing.v1.ticket.>")
+)
+SLA_EVENTS = ConsumerSpec(ROUTING, "notify-sla-events", ("support.routing.v1.sla.>",))
+WALLET_EVENTS = ConsumerSpec(WALLET, "notify-wallet-events", ("wallet.>",))
+CONSUMERS = (TICKET_EVENTS, ROUTING_EVENTS, SLA_EVENTS, WALLET_EVENTS)
 
 
-class NotifySettings(ServiceSettings):
-    grpc_port: int = 50053
+def _settings(runtime: Runtime) -> NotifySettings:
+    """notify's settings; a runtime built with plain service settings gets notify's defaults for the rest."""
+    if isinstance(runtime.settings, NotifySettings):
+        return runtime.settings
+    return NotifySettings.model_construct(**runtime.settings.model_dump())
 
 
 def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
-    notify_service_pb2_grpc.add_NotifyServiceServicer_to_server(NotifyApi(NotifyQueries(runtime.pool)), server)
+    settings = _settings(runtime)
+    api = NotifyApi(
+        Inbox(runtime.pool, replay_overlap_s=settings.replay_overlap_s),
+        DeliveryAdmin(runtime.pool, allowed_hosts=settings.webhook_allowed_hosts),
+    )
+    notify_service_pb2_grpc.add_NotifyServiceServicer_to_server(api, server)
 
 
-def _consumers(_: Runtime) -> list[tuple[ConsumerSpec, Handler]]:
-    return [(TICKET_EVENTS, on_ticket_created)]
+def _consumers(runtime: Runtime) -> list[tuple[ConsumerSpec, Handler]]:
+    handler = EventHandler(email_enabled=_settings(runtime).email_enabled)
+    return [(spec, handler) for spec in CONSUMERS]
+
+
+def delivery_worker(runtime: Runtime, schema: str, http: httpx.AsyncClient) -> DeliveryWorker:
+    settings = _settings(runtime)
+    return DeliveryWorker(
+        runtime.pool,
+        schema,
+        webhooks=WebhookSender(http, settings.webhook_timeout_s, settings.webhook_allowed_hosts),
+        email=EmailSender(settings) if settings.email_enabled else None,
+        schedule=settings.retry_schedule,
+        concurrency=settings.delivery_concurrency,
+        per_target=settings.delivery_per_target,
+        attempt_timeout_s=max(settings.webhook_timeout_s, settings.smtp_timeout_s),
+        poll_interval_s=settings.delivery_poll_interval_s,
+    )
+
+
+def _workers(runtime: Runtime) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+    async def deliver() -> None:
+        limits = httpx.Limits(max_connections=_settings(runtime).delivery_concurrency)
+        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as http:
+            await delivery_worker(runtime, DEFINITION.schema, http).run()
+
+    return [deliver]
 
 
 DEFINITION = ServiceDefinition(
@@ -35,6 +82,7 @@ DEFINITION = ServiceDefinition(
     grpc_services=[SERVICE_NAME],
     register=_register,
     consumers=_consumers,
+    workers=_workers,
 )
 
 

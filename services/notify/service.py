@@ -1,62 +1,116 @@
-"""Notify use cases."""
+"""Notify use cases: turning consumed events into notifications and deliveries, and what the API asks."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
-import asyncpg
-
-from services.kit.bus.consumer import PoisonEvent
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.store import add_to_outbox
 from services.kit.db import Connection
-from services.kit.pagination import decode_token, encode_token, page_size
-from services.notify import convert, store
-from services.notify.domain import Notification, ticket_received
+from services.notify import convert, events_in, recipients, store
+from services.notify.deliveries import store as delivery_store
+from services.notify.deliveries.model import DeliveryChannel, NewDelivery
+from services.notify.delivery_rules import wanted
+from services.notify.domain import (
+    Channel,
+    Intent,
+    Notification,
+    Preferences,
+    default_preferences,
+    is_audience,
+    normalise_locale,
+    quiet_until,
+)
+from services.notify.templates import render
 
 
-async def on_ticket_created(conn: Connection, event: Envelope) -> None:
-    """Tell the customer their ticket arrived; runs inside the consumer's inbox transaction."""
-    ticket = convert.created_ticket(event.data).ticket
-    if not ticket.id or not ticket.customer_id:
-        raise PoisonEvent("ticket.created without id or customer")
-    notification = await store.add_notification(
-        conn,
-        ticket_received(
-            ticket_id=ticket.id,
-            customer_id=ticket.customer_id,
-            subject=ticket.subject,
-            language=ticket.language,
-            event_id=event.id,
-            now=datetime.now(UTC),
-        ),
+class EventHandler:
+    """One handler for every consumed stream; runs inside the consumer's inbox transaction."""
+
+    def __init__(self, *, email_enabled: bool) -> None:
+        self._email_enabled = email_enabled
+
+    async def __call__(self, conn: Connection, envelope: Envelope) -> None:
+        event = events_in.decode(envelope)
+        if event is not None:
+            await self._tell_people(conn, envelope, event)
+        await self._forward_to_webhooks(conn, envelope)
+
+    async def _tell_people(self, conn: Connection, envelope: Envelope, event: recipients.Event) -> None:
+        ticket_id = recipients.ticket_of(event)
+        view = await store.ticket_view(conn, ticket_id) if ticket_id else None
+        # Raises UnknownTicket when the ticket's creation is still on its way: the event is retried later.
+        found = recipients.intents(event, view)
+        changed = recipients.updated_view(event, view)
+        if changed is not None:
+            await store.save_ticket_view(conn, changed)
+        if not found:
+            return
+        people = [i.recipient for i in found if not is_audience(i.recipient)]
+        stored_prefs = await store.preferences_of(conn, people)
+        now = datetime.now(UTC)
+        created: list[Envelope] = []
+        emails: list[NewDelivery] = []
+        for intent in found:
+            prefs = stored_prefs.get(intent.recipient) or default_preferences(intent.recipient, intent.fallback_locale)
+            notification = _notification(intent, prefs, envelope.id, now)
+            if prefs.wants(Channel.IN_APP, security=intent.security):
+                stored = await store.add_notification(conn, notification)
+                if stored is not None:
+                    created.append(convert.created_event(stored))
+            address = prefs.email or intent.fallback_email
+            if self._email_enabled and address and prefs.wants(Channel.EMAIL, security=intent.security):
+                emails.append(_email(notification, address, envelope, prefs, now))
+        if created:
+            await add_to_outbox(conn, created)
+        await delivery_store.add_deliveries(conn, emails)
+
+    async def _forward_to_webhooks(self, conn: Connection, envelope: Envelope) -> None:
+        endpoints = [e for e in await delivery_store.enabled_endpoints(conn) if wanted(e.event_types, envelope.type)]
+        if not endpoints:
+            return
+        body = events_in.cloudevent_json(envelope)
+        now = datetime.now(UTC)
+        await delivery_store.add_deliveries(
+            conn,
+            [
+                NewDelivery(DeliveryChannel.WEBHOOK, str(e.id), envelope.id, envelope.type, body, now, endpoint_id=e.id)
+                for e in endpoints
+            ],
+        )
+
+
+def _notification(intent: Intent, prefs: Preferences, event_id: str, now: datetime) -> Notification:
+    locale = prefs.locale if prefs.updated_at is not None else normalise_locale(intent.fallback_locale)
+    title, body = render(intent.kind, locale, intent.facts)
+    return Notification(
+        id=uuid.uuid4(),
+        user_id=intent.recipient,
+        channel=Channel.IN_APP,
+        kind=intent.kind,
+        title=title,
+        body=body,
+        ticket_id=intent.ticket_id,
+        source_event_id=event_id,
+        created_at=now,
+        data={**{k: v for k, v in intent.facts.items() if v}, "locale": locale},
+        security=intent.security,
     )
-    if notification is None:
-        return
-    await add_to_outbox(
-        conn,
-        [
-            Envelope.new(
-                type=convert.NOTIFICATION_CREATED,
-                source=convert.EVENT_SOURCE,
-                subject=notification.ticket_id,
-                data=convert.notification_created(notification),
-            )
-        ],
+
+
+def _email(n: Notification, address: str, envelope: Envelope, prefs: Preferences, now: datetime) -> NewDelivery:
+    """An email delivery; outside security alerts, it waits for the end of the person's quiet hours."""
+    due = now if n.security else (quiet_until(prefs, now) or now)
+    payload = json.dumps({"to": address, "subject": n.title, "body": n.body}, ensure_ascii=False).encode()
+    return NewDelivery(
+        DeliveryChannel.EMAIL,
+        address,
+        # One email per event and kind: an event can tell one person two things (resolved, rate us).
+        f"{envelope.id}/{n.kind}",
+        envelope.type,
+        payload,
+        due,
+        notification_id=n.id,
     )
-
-
-class NotifyQueries:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-
-    async def inbox(self, user_id: str, requested_size: int, token: str) -> tuple[list[Notification], str]:
-        size = page_size(requested_size)
-        cursor = decode_token(token)
-        before = (datetime.fromisoformat(cursor["t"]), uuid.UUID(cursor["id"])) if cursor else None
-        async with self._pool.acquire() as conn:
-            items = await store.inbox(conn, user_id, before=before, limit=size)
-        last = items[-1] if len(items) == size else None
-        next_token = encode_token({"t": last.created_at.isoformat(), "id": str(last.id)}) if last else ""
-        return items, next_token

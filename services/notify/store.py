@@ -1,16 +1,21 @@
-"""SQL for notifications."""
+"""SQL for notifications, read marks, preferences and what notify knows of tickets."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
 
 from services.kit.db import Connection
-from services.notify.domain import Channel, Notification
+from services.notify.domain import Channel, Notification, Preferences
+from services.notify.recipients import TicketView
 
-_COLUMNS = "id, user_id, channel, kind, title, body, ticket_id, source_event_id, created_at"
+_COLUMNS = "id, user_id, channel, kind, title, body, ticket_id, source_event_id, created_at, data, security"
+_QUALIFIED = ", ".join(f"n.{c.strip()}" for c in _COLUMNS.split(","))
+_READ = "(SELECT r.read_at FROM notification_reads r WHERE r.notification_id = n.id AND r.reader_id = $1) AS read_at"
 
 
 async def add_notification(conn: Connection, n: Notification) -> Notification | None:
@@ -18,9 +23,9 @@ async def add_notification(conn: Connection, n: Notification) -> Notification | 
     row = await conn.fetchrow(
         f"""
         INSERT INTO notifications ({_COLUMNS})
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
         ON CONFLICT (source_event_id, kind, user_id) DO NOTHING
-        RETURNING {_COLUMNS}
+        RETURNING {_COLUMNS}, NULL::timestamptz AS read_at
         """,
         n.id,
         n.user_id,
@@ -31,27 +36,171 @@ async def add_notification(conn: Connection, n: Notification) -> Notification | 
         n.ticket_id,
         n.source_event_id,
         n.created_at,
+        json.dumps(dict(n.data), ensure_ascii=False),
+        n.security,
     )
     return _notification(row) if row else None
 
 
 async def inbox(
-    conn: Connection, user_id: str, *, before: tuple[datetime, uuid.UUID] | None, limit: int
+    conn: Connection,
+    reader: str,
+    recipients: Sequence[str],
+    *,
+    before: tuple[datetime, uuid.UUID] | None,
+    unread_only: bool,
+    limit: int,
 ) -> list[Notification]:
-    """A user's notifications, newest first, strictly older than the ``before`` cursor."""
+    """A reader's notifications, newest first, strictly older than the ``before`` cursor."""
     rows = await conn.fetch(
         f"""
-        SELECT {_COLUMNS} FROM notifications
-        WHERE user_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+        SELECT {_COLUMNS}, {_READ} FROM notifications n
+        WHERE user_id = ANY($2::text[])
+          AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+          AND (NOT $5 OR NOT EXISTS (
+              SELECT 1 FROM notification_reads r WHERE r.notification_id = n.id AND r.reader_id = $1))
         ORDER BY created_at DESC, id DESC
-        LIMIT $4
+        LIMIT $6
         """,
-        user_id,
+        reader,
+        list(recipients),
         before[0] if before else None,
         before[1] if before else None,
+        unread_only,
         limit,
     )
     return [_notification(r) for r in rows]
+
+
+async def unread_count(conn: Connection, reader: str, recipients: Sequence[str]) -> int:
+    count = await conn.fetchval(
+        """
+        SELECT count(*) FROM notifications n
+        WHERE user_id = ANY($2::text[])
+          AND NOT EXISTS (SELECT 1 FROM notification_reads r WHERE r.notification_id = n.id AND r.reader_id = $1)
+        """,
+        reader,
+        list(recipients),
+    )
+    return int(count)
+
+
+async def replay_after(
+    conn: Connection, reader: str, recipients: Sequence[str], after: uuid.UUID, *, overlap_s: float, limit: int
+) -> list[Notification]:
+    """Notifications committed after ``after``, oldest first.
+
+    Includes those created up to ``overlap_s`` before it (other than itself): a notification numbered earlier
+    may commit later, and clients drop the ones they already hold by id.
+    """
+    rows = await conn.fetch(
+        f"""
+        WITH last AS (SELECT seq, created_at FROM notifications WHERE id = $3 AND user_id = ANY($2::text[]))
+        SELECT {_QUALIFIED}, {_READ} FROM notifications n, last
+        WHERE n.user_id = ANY($2::text[]) AND n.id <> $3
+          AND (n.seq > last.seq OR n.created_at >= last.created_at - make_interval(secs => $4))
+        ORDER BY n.seq
+        LIMIT $5
+        """,
+        reader,
+        list(recipients),
+        after,
+        overlap_s,
+        limit,
+    )
+    return [_notification(r) for r in rows]
+
+
+async def mark_read(
+    conn: Connection, reader: str, recipients: Sequence[str], ids: Sequence[uuid.UUID] | None, at: datetime
+) -> int:
+    """Mark the given notifications (None: all) of the reader read; returns how many were unread."""
+    result = await conn.execute(
+        """
+        INSERT INTO notification_reads (notification_id, reader_id, read_at)
+        SELECT n.id, $1, $4 FROM notifications n
+        WHERE n.user_id = ANY($2::text[]) AND ($3::uuid[] IS NULL OR n.id = ANY($3::uuid[]))
+        ON CONFLICT DO NOTHING
+        """,
+        reader,
+        list(recipients),
+        list(ids) if ids is not None else None,
+        at,
+    )
+    return int(result.split()[-1])
+
+
+async def notification_of(conn: Connection, reader: str, notification_id: uuid.UUID) -> Notification | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS}, {_READ} FROM notifications n WHERE id = $2 AND user_id = $1", reader, notification_id
+    )
+    return _notification(row) if row else None
+
+
+async def mark_disowned(conn: Connection, notification_id: uuid.UUID, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE notifications SET disowned_at = coalesce(disowned_at, $2) WHERE id = $1", notification_id, at
+    )
+
+
+_PREF_COLUMNS = "user_id, locale, email, channels, quiet_start, quiet_end, time_zone, updated_at"
+
+
+async def preferences_of(conn: Connection, user_ids: Sequence[str]) -> dict[str, Preferences]:
+    rows = await conn.fetch(f"SELECT {_PREF_COLUMNS} FROM preferences WHERE user_id = ANY($1::text[])", list(user_ids))
+    return {r["user_id"]: _preferences(r) for r in rows}
+
+
+async def save_preferences(conn: Connection, p: Preferences) -> Preferences:
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO preferences ({_PREF_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+        ON CONFLICT (user_id) DO UPDATE SET
+            locale = EXCLUDED.locale, email = EXCLUDED.email, channels = EXCLUDED.channels,
+            quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end,
+            time_zone = EXCLUDED.time_zone, updated_at = EXCLUDED.updated_at
+        RETURNING {_PREF_COLUMNS}
+        """,
+        p.user_id,
+        p.locale,
+        p.email,
+        [c.value for c in p.channels],
+        p.quiet_start,
+        p.quiet_end,
+        p.time_zone,
+    )
+    assert row is not None
+    return _preferences(row)
+
+
+_TICKET_COLUMNS = "ticket_id, customer_id, assignee_id, language, subject, category, version"
+
+
+async def ticket_view(conn: Connection, ticket_id: str) -> TicketView | None:
+    row = await conn.fetchrow(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE ticket_id = $1 FOR UPDATE", ticket_id)
+    return TicketView(**dict(row)) if row else None
+
+
+async def save_ticket_view(conn: Connection, view: TicketView) -> None:
+    await conn.execute(
+        f"""
+        INSERT INTO tickets ({_TICKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (ticket_id) DO UPDATE SET
+            customer_id = EXCLUDED.customer_id, assignee_id = EXCLUDED.assignee_id,
+            language = CASE WHEN EXCLUDED.language = '' THEN tickets.language ELSE EXCLUDED.language END,
+            subject = CASE WHEN EXCLUDED.subject = '' THEN tickets.subject ELSE EXCLUDED.subject END,
+            category = CASE WHEN EXCLUDED.category = '' THEN tickets.category ELSE EXCLUDED.category END,
+            version = EXCLUDED.version
+        WHERE tickets.version < EXCLUDED.version
+        """,
+        view.ticket_id,
+        view.customer_id,
+        view.assignee_id,
+        view.language,
+        view.subject,
+        view.category,
+        view.version,
+    )
 
 
 def _notification(row: asyncpg.Record) -> Notification:
@@ -65,4 +214,20 @@ def _notification(row: asyncpg.Record) -> Notification:
         ticket_id=row["ticket_id"],
         source_event_id=row["source_event_id"],
         created_at=row["created_at"],
+        data=json.loads(row["data"]),
+        security=row["security"],
+        read_at=row["read_at"],
+    )
+
+
+def _preferences(row: asyncpg.Record) -> Preferences:
+    return Preferences(
+        user_id=row["user_id"],
+        locale=row["locale"],
+        email=row["email"],
+        channels=tuple(Channel(c) for c in row["channels"]),
+        quiet_start=row["quiet_start"],
+        quiet_end=row["quiet_end"],
+        time_zone=row["time_zone"],
+        updated_at=row["updated_at"],
     )

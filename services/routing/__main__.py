@@ -13,7 +13,7 @@ from services.kit.bus.consumer import Handler
 from services.kit.bus.streams import ConsumerSpec
 from services.kit.service import Runtime, ServiceDefinition, run_service
 from services.kit.settings import ServiceSettings
-from services.routing import consumers, sla
+from services.routing import consumers, metrics, sla
 from services.routing.api import SERVICE_NAME, RoutingApi
 from services.routing.consumers import TICKET_EVENTS
 from services.routing.service import RoutingService
@@ -23,6 +23,7 @@ __all__ = ["DEFINITION", "TICKET_EVENTS", "main"]
 
 class RoutingSettings(ServiceSettings):
     grpc_port: int = 50052
+    metrics_port: int = 9102
 
 
 def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
@@ -47,6 +48,8 @@ DEFINITION = ServiceDefinition(
     register=_register,
     consumers=_consumers,
     workers=_workers,
+    samplers=lambda runtime: metrics.samplers(runtime.pool),
+    on_published=metrics.on_published,
 )
 
 

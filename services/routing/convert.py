@@ -341,3 +341,15 @@ def _required_enum(wrapper: Any, number: int, field: str) -> str:
     if value is None:
         raise InvalidArgument("invalid_argument", f"{field}: unknown or missing value {number}", field=field)
     return value
+
+
+def offer_outcome(event_type: str, data: bytes) -> tuple[str, str] | None:
+    """(queue, outcome) of an offer event — outcome ``created``, ``accepted``, ``declined``, ``expired`` or
+    ``withdrawn``; None for any other event."""
+    outcome = _OFFER_OUTCOMES.get(event_type)
+    if outcome is None:
+        return None
+    return routing_events.OfferChanged.FromString(data).offer.queue, outcome
+
+
+_OFFER_OUTCOMES = {subject: subject.rsplit(".", 1)[-1] for subject in OFFER_EVENTS.values()}

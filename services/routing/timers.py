@@ -13,16 +13,24 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind
 
-from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, listen_forever
+from services.kit.bus.envelope import current_trace_headers
+from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, listen_forever, wait_for_wake
+from services.kit.logging import describe_error
+from services.routing import timer_metrics
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 _MAX_RETRY_S = 60.0
 
@@ -40,19 +48,47 @@ class Timer:
 TimerHandler = Callable[[Connection, Timer], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Arming:
+    kind: str
+    key: str
+    due_at: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+_ARM = """
+    INSERT INTO timers (kind, key, due_at, payload, trace) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)
+    ON CONFLICT (kind, key) DO UPDATE SET
+        due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, trace = EXCLUDED.trace, armed_at = now(),
+        fired_at = NULL, lateness = NULL, cancelled_at = NULL, attempts = 0, error = NULL
+"""
+
+
 async def arm(conn: Connection, *, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any] = {}) -> None:
     """Arm (or re-arm, moving it) the timer ``kind``/``key`` in the caller's transaction."""
+    await arm_all(conn, [Arming(kind, key, due_at, payload)])
+
+
+async def arm_all(conn: Connection, armings: Sequence[Arming]) -> None:
+    """Arm (or move) several timers in one pipelined round trip."""
+    if not armings:
+        return
+    trace = json.dumps(current_trace_headers())
+    await conn.executemany(_ARM, [(a.kind, a.key, a.due_at, json.dumps(dict(a.payload)), trace) for a in armings])
+
+
+async def cancel_all(conn: Connection, kind_keys: Sequence[tuple[str, str]]) -> None:
+    """Cancel whichever of these timers are armed, in one statement."""
+    if not kind_keys:
+        return
     await conn.execute(
         """
-        INSERT INTO timers (kind, key, due_at, payload) VALUES ($1, $2, $3, $4::jsonb)
-        ON CONFLICT (kind, key) DO UPDATE SET
-            due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, armed_at = now(),
-            fired_at = NULL, lateness = NULL, cancelled_at = NULL, attempts = 0, error = NULL
+        UPDATE timers SET cancelled_at = now()
+        FROM unnest($1::text[], $2::text[]) AS c(kind, key)
+        WHERE timers.kind = c.kind AND timers.key = c.key AND fired_at IS NULL AND cancelled_at IS NULL
         """,
-        kind,
-        key,
-        due_at,
-        json.dumps(dict(payload)),
+        [k for k, _ in kind_keys],
+        [key for _, key in kind_keys],
     )
 
 
@@ -80,6 +116,19 @@ async def cancel_prefix(conn: Connection, *, kind: str, key_prefix: str) -> int:
         key_prefix,
     )
     return int(status.split()[-1])
+
+
+def _firing_span(timer: Timer, armed_in: Mapping[str, str]) -> AbstractContextManager[trace.Span]:
+    """A new trace for the firing, linked to the one that armed the timer: a deadline minutes or days later is
+    work of its own, and what it publishes (an SLA breach, an expired offer) continues from here."""
+    armed = trace.get_current_span(propagate.extract(dict(armed_in))).get_span_context()
+    return tracer.start_as_current_span(
+        f"timer {timer.kind}",
+        context=Context(),
+        kind=SpanKind.INTERNAL,
+        links=[Link(armed)] if armed.is_valid else [],
+        attributes={"supportdesk.timer.kind": timer.kind, "supportdesk.timer.attempts": timer.attempts},
+    )
 
 
 class TimerScheduler:
@@ -115,8 +164,7 @@ class TimerScheduler:
                 except DB_UNAVAILABLE_ERRORS as exc:
                     log.warning("timer scheduler pass failed", extra={"error": repr(exc)})
                     sleep_s = self._max_sleep_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(sleep_s, 0.0))
+                await wait_for_wake(self._wake, sleep_s)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -127,7 +175,7 @@ class TimerScheduler:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """
-                SELECT id, kind, key, due_at, payload, attempts FROM timers
+                SELECT id, kind, key, due_at, payload, attempts, trace FROM timers
                 WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= now()
                 ORDER BY due_at
                 LIMIT $1
@@ -140,8 +188,9 @@ class TimerScheduler:
                 timer = Timer(
                     row["id"], row["kind"], row["key"], row["due_at"], json.loads(row["payload"]), row["attempts"]
                 )
-                if await self._fire(conn, timer):
-                    fired.append(timer)
+                with _firing_span(timer, json.loads(row["trace"])):
+                    if await self._fire(conn, timer):
+                        fired.append(timer)
             if fired:
                 # A handler may re-arm its own timer (a routing step relaxes, the next one is armed): that moved
                 # row is a new firing to come, not this one, so only rows still due when claimed are marked.
@@ -167,8 +216,12 @@ class TimerScheduler:
         try:
             async with conn.transaction():  # a savepoint: a failing handler leaves no trace
                 await handler(conn, timer)
+                # Run deferred checks (agent load) now, inside the savepoint: failing at the batch's commit
+                # instead would stop the scheduler and block every timer behind this one.
+                await conn.execute("SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED")
         except Exception as exc:
             retry_in = min(2.0**timer.attempts, _MAX_RETRY_S)
+            trace.get_current_span().record_exception(exc)
             await conn.execute(
                 "UPDATE timers SET due_at = now() + $2, attempts = attempts + 1, error = $3 WHERE id = $1",
                 timer.id,
@@ -177,9 +230,10 @@ class TimerScheduler:
             )
             log.warning(
                 "timer handler failed; retrying",
-                extra={"kind": timer.kind, "key": timer.key, "retry_in_s": retry_in, "error": repr(exc)},
+                extra={"kind": timer.kind, "key": timer.key, "retry_in_s": retry_in, "error": describe_error(exc)},
             )
             return False
+        timer_metrics.timer_fired(timer.kind, timer.due_at)
         return True
 
     async def _seconds_to_next(self) -> float:

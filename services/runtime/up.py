@@ -106,14 +106,22 @@ def _children(
         "SUPPORTDESK_DATA_DIR": str(data_dir),
         "SUPPORTDESK_LOG_LEVEL": settings.log_level,
     }
-    grpc_ports = {name: free_port("127.0.0.1") for name in ("ticketing", "routing", "notify")}
+    names = ("ticketing", "routing", "notify")
+    grpc_ports = {name: free_port("127.0.0.1") for name in names}
+    # Free ports rather than the documented defaults, so a second backend (or anything else) never clashes.
+    metrics_ports = {name: free_port("127.0.0.1") for name in names}
     services = [
         ChildSpec(
             name,
             [sys.executable, "-m", f"services.{name}"],
-            {**common, "SUPPORTDESK_GRPC_HOST": "127.0.0.1", "SUPPORTDESK_GRPC_PORT": str(port)},
+            {
+                **common,
+                "SUPPORTDESK_GRPC_HOST": "127.0.0.1",
+                "SUPPORTDESK_GRPC_PORT": str(grpc_ports[name]),
+                "SUPPORTDESK_METRICS_PORT": str(metrics_ports[name]),
+            },
         )
-        for name, port in grpc_ports.items()
+        for name in names
     ]
     gateway = ChildSpec(
         "gateway",

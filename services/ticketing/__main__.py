@@ -26,13 +26,20 @@ ROUTING_EVENTS = ConsumerSpec(
 
 class TicketingSettings(ServiceSettings):
     grpc_port: int = 50051
+    metrics_port: int = 9101
     # How long after resolution a customer's reply (or a reopen) brings a ticket back; later, a new ticket.
     reopen_window_s: float = 7 * 24 * 3600
+    # How stale another replica's view of an edited priority rule may be (each create reads the rules).
+    priority_rules_max_age_s: float = 5.0
 
 
 def definition(settings: TicketingSettings) -> ServiceDefinition:
     def tickets(runtime: Runtime) -> TicketingService:
-        return TicketingService(runtime.pool, reopen_window=timedelta(seconds=settings.reopen_window_s))
+        return TicketingService(
+            runtime.pool,
+            reopen_window=timedelta(seconds=settings.reopen_window_s),
+            priority_rules_max_age_s=settings.priority_rules_max_age_s,
+        )
 
     def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         ticketing_service_pb2_grpc.add_TicketingServiceServicer_to_server(TicketingApi(tickets(runtime)), server)

@@ -7,6 +7,7 @@ holds a recovery phrase, a private key or a full card number.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,8 @@ from services.kit.telemetry import current_trace_id
 from services.ticketing import conversation, convert, domain, store
 from services.ticketing.conversation import Message, NewMessage, Visibility
 from services.ticketing.domain import SYSTEM, Actor, Category, Flag, History, NewTicket, Priority, Status, Ticket
-from services.ticketing.redaction import asks_for_secret, redact, secret_warning
+from services.ticketing.metrics import redact
+from services.ticketing.redaction import asks_for_secret, secret_warning
 from services.ticketing.store import TicketFilter, TimelineEntry
 
 Clock = Callable[[], datetime]
@@ -32,30 +34,101 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _PriorityRulesCache:
+    """The priority rules, read at most once per ``max_age_s``: every create needs them, an admin changes them
+    rarely. This replica sees its own changes at once, other replicas' within ``max_age_s``."""
+
+    def __init__(self, max_age_s: float) -> None:
+        self._max_age_s = max_age_s
+        self._rules: dict[Category, Priority] | None = None
+        self._read_at = 0.0
+
+    async def get(self, conn: Connection) -> dict[Category, Priority]:
+        if self._rules is None or time.monotonic() - self._read_at > self._max_age_s:
+            self._rules, self._read_at = await store.priority_rules(conn), time.monotonic()
+        return self._rules
+
+    def forget(self) -> None:
+        self._rules = None
+
+
 class TicketingService:
-    def __init__(self, pool: asyncpg.Pool, *, reopen_window: timedelta, clock: Clock = _utcnow) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        reopen_window: timedelta,
+        priority_rules_max_age_s: float = 5.0,
+        clock: Clock = _utcnow,
+    ) -> None:
         self._pool = pool
         self._reopen_window = reopen_window
+        self._rules = _PriorityRulesCache(priority_rules_max_age_s)
         self._clock = clock
 
     async def create_ticket(self, new: NewTicket) -> tuple[Ticket, bool]:
-        """Open a ticket; a retry with the same request_id returns the original and ``created=False``."""
+        """Open a ticket; a retry with the same request_id returns the original and ``created=False``.
+
+        The same request_id with other content is ``idempotency_key_reused``; while another call with it is
+        still being served, ``idempotency_key_in_flight`` (both failed preconditions: retry, or use a new id).
+        """
+        fingerprint = domain.request_fingerprint(new)
         new, findings = _redacted_ticket(new)
         now = self._clock()
-        async with self._pool.acquire() as conn, conn.transaction():
-            rules = await store.priority_rules(conn)
-            candidate, created = domain.open_ticket(new, uuid.uuid4(), now, rules)
-            ticket = await store.insert_ticket(conn, candidate, new.request_id)
+        async with self._pool.acquire() as conn:
+            candidate, created = domain.open_ticket(new, uuid.uuid4(), now, await self._rules.get(conn))
+            if not findings:
+                return await self._create_plain(conn, candidate, created, new.request_id, fingerprint)
+            return await self._create_flagged(conn, candidate, created, new.request_id, fingerprint, findings, now)
+
+    async def _create_plain(
+        self, conn: Connection, candidate: Ticket, created: domain.Change, request_id: str, fingerprint: str
+    ) -> tuple[Ticket, bool]:
+        """The common case, nothing to flag: claim, ticket, timeline line and event in one statement."""
+        event_type, data = convert.event_for(candidate, created, {})
+        event = Envelope.new(type=event_type, source=convert.EVENT_SOURCE, subject=str(candidate.id), data=data)
+        claimed, ticket = await store.insert_announced_ticket(
+            conn, candidate, request_id, fingerprint, created, trace_id=current_trace_id(), event=event
+        )
+        if not claimed:
+            raise _in_flight()
+        if ticket is not None:
+            return ticket, True
+        return await self._existing(conn, request_id, fingerprint), False
+
+    async def _create_flagged(
+        self,
+        conn: Connection,
+        candidate: Ticket,
+        created: domain.Change,
+        request_id: str,
+        fingerprint: str,
+        findings: tuple[object, ...],
+        now: datetime,
+    ) -> tuple[Ticket, bool]:
+        """A secret was redacted: the ticket is also flagged and the customer warned, in one transaction."""
+        async with conn.transaction():
+            if not await store.claim_request(conn, request_id):
+                raise _in_flight()
+            ticket = await store.insert_ticket(conn, candidate, request_id, fingerprint)
             if ticket is None:
-                existing = await store.ticket_by_request_id(conn, new.request_id)
-                if existing is None:  # the conflicting insert rolled back after all; rare, safe to retry
-                    raise asyncpg.SerializationError("concurrent create with the same request_id")
-                return existing, False
+                return await self._existing(conn, request_id, fingerprint), False
             history = History(ticket, now)
             history.changes.append(created)
             messages = self._warn_if_exposed(history, findings, "create", now)
             await self._persist(conn, history, messages, ticket_changed=len(history.changes) > 1)
         return history.ticket, True
+
+    async def _existing(self, conn: Connection, request_id: str, fingerprint: str) -> Ticket:
+        """The ticket ``request_id`` opened, if this request asks for the same (an empty fingerprint predates
+        fingerprints and matches anything)."""
+        existing = await store.ticket_by_request_id(conn, request_id)
+        if existing is None:  # the conflicting insert rolled back after all; rare, safe to retry
+            raise asyncpg.SerializationError("concurrent create with the same request_id")
+        original, original_fingerprint = existing
+        if original_fingerprint not in ("", fingerprint):
+            raise FailedPrecondition("idempotency_key_reused", "this request_id opened a ticket with other content")
+        return original
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
         async with self._pool.acquire() as conn:
@@ -101,7 +174,10 @@ class TicketingService:
         return ticket
 
     async def add_message(self, ticket_id: str, new: NewMessage) -> tuple[Message, Ticket, bool]:
-        """Add a message; a retry with the same request_id returns the first one and ``created=False``."""
+        """Add a message; a retry with the same request_id returns the first one and ``created=False``.
+
+        The same request_id with other content is ``idempotency_key_reused``.
+        """
         domain.check_actor(new.author)
         if new.author.type.is_staff and new.visibility is Visibility.PUBLIC and asks_for_secret(new.body):
             # Fake-support scams ask for exactly this; the real support never does.
@@ -121,8 +197,18 @@ class TicketingService:
             ticket = await store.lock_ticket(conn, key)
             if ticket is None:
                 raise _not_found(ticket_id)
+            # The ticket's row lock makes a concurrent retry wait here for the first call, then replay it.
             existing = await store.message_by_request_id(conn, key, new.request_id)
             if existing is not None:
+                if (existing.author, existing.visibility, existing.body, existing.attachments) != (
+                    new.author,
+                    new.visibility,
+                    new.body,
+                    new.attachments,
+                ):
+                    raise FailedPrecondition(
+                        "idempotency_key_reused", "this request_id added a message with other content"
+                    )
                 return existing, ticket, False
             history = History(ticket, now)
             conversation.check_may_post(history, new)
@@ -187,6 +273,7 @@ class TicketingService:
         domain.check_priority_rule(category, priority)
         async with self._pool.acquire() as conn:
             await store.set_priority_rule(conn, category, priority, f"{actor.type}:{actor.id}")
+        self._rules.forget()
 
     async def apply_assignment(self, conn: Connection, ticket_id: str, agent_id: str) -> None:
         """Routing assigned the ticket; runs inside the consumer's inbox transaction."""
@@ -271,6 +358,12 @@ class TicketingService:
                 for event_type, data in (convert.event_for(ticket, change, by_id) for change in history.changes)
             ],
         )
+
+
+def _in_flight() -> FailedPrecondition:
+    return FailedPrecondition(
+        "idempotency_key_in_flight", "a request with this request_id is still being served; retry"
+    )
 
 
 def _redacted_ticket(new: NewTicket) -> tuple[NewTicket, tuple[object, ...]]:

@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from services.kit.bus.envelope import Envelope
+from services.kit.bus.store import OUTBOX_COLUMNS, outbox_values
 from services.kit.db import Connection
 from services.ticketing.conversation import Attachment, Message, Visibility
 from services.ticketing.domain import (
@@ -34,20 +36,75 @@ _COLUMNS = (
 _MESSAGE_COLUMNS = "seq, id, ticket_id, author_type, author_id, visibility, body, attachments, redactions, created_at"
 
 
-async def insert_ticket(conn: Connection, ticket: Ticket, request_id: str) -> Ticket | None:
+async def insert_ticket(conn: Connection, ticket: Ticket, request_id: str, fingerprint: str) -> Ticket | None:
     """Insert, or return None when a ticket with ``request_id`` already exists."""
     row = await conn.fetchrow(
         f"""
-        INSERT INTO tickets (request_id, {_COLUMNS})
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17, $18, $19,
+        INSERT INTO tickets (request_id, request_fingerprint, {_COLUMNS})
+        VALUES ($1, $23, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17, $18, $19,
                 $20, $21, $22)
         ON CONFLICT (request_id) DO NOTHING
         RETURNING {_COLUMNS}
         """,
         request_id,
         *_ticket_values(ticket),
+        fingerprint,
     )
     return _ticket(row) if row else None
+
+
+async def claim_request(conn: Connection, request_id: str) -> bool:
+    """Whether no other transaction is creating with ``request_id`` right now; call inside the creating one.
+
+    The claim is a transaction-scoped advisory lock on the request_id's hash: released at commit or rollback,
+    and a (rare) hash collision only makes one request answer "in flight" for a moment.
+    """
+    return bool(await conn.fetchval(f"SELECT {_CLAIM}", request_id))
+
+
+_CLAIM = "pg_try_advisory_xact_lock(hashtextextended($1, 0))"
+
+
+async def insert_announced_ticket(
+    conn: Connection,
+    ticket: Ticket,
+    request_id: str,
+    fingerprint: str,
+    created: Change,
+    *,
+    trace_id: str,
+    event: Envelope,
+) -> tuple[bool, Ticket | None]:
+    """Claim ``request_id`` (see ``claim_request``) and insert a ticket with its first timeline line and its
+    event, in one statement: one round trip, atomic without a transaction block. Nothing is written when the
+    claim fails (first element False) or ``request_id`` already has a ticket (second element None)."""
+    row = await conn.fetchrow(
+        f"""
+        WITH claim AS (SELECT {_CLAIM} AS claimed), created AS (
+            INSERT INTO tickets (request_id, request_fingerprint, {_COLUMNS})
+            SELECT $1, $36, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17, $18, $19,
+                   $20, $21, $22
+            FROM claim WHERE claimed
+            ON CONFLICT (request_id) DO NOTHING
+            RETURNING {_COLUMNS}
+        ), audit AS (
+            INSERT INTO timeline (ticket_id, version, actor_type, actor_id, action, details, trace_id, created_at)
+            SELECT id, $23, $24, $25, $26, $27::jsonb, $28, created_at FROM created
+        ), announced AS (
+            INSERT INTO outbox ({OUTBOX_COLUMNS})
+            SELECT $29, $30, $31, $32, $33, $34, $35::jsonb FROM created
+        )
+        SELECT claim.claimed, created.* FROM claim LEFT JOIN created ON true
+        """,
+        request_id,
+        *_ticket_values(ticket),
+        *_timeline_values(created),
+        trace_id,
+        *outbox_values(event),
+        fingerprint,
+    )
+    assert row is not None  # the claim row is always there
+    return bool(row["claimed"]), _ticket(row) if row["id"] is not None else None
 
 
 async def update_ticket(conn: Connection, ticket: Ticket) -> None:
@@ -73,9 +130,10 @@ async def update_ticket(conn: Connection, ticket: Ticket) -> None:
     )
 
 
-async def ticket_by_request_id(conn: Connection, request_id: str) -> Ticket | None:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM tickets WHERE request_id = $1", request_id)
-    return _ticket(row) if row else None
+async def ticket_by_request_id(conn: Connection, request_id: str) -> tuple[Ticket, str] | None:
+    """The ticket ``request_id`` created and the fingerprint of that request."""
+    row = await conn.fetchrow(f"SELECT request_fingerprint, {_COLUMNS} FROM tickets WHERE request_id = $1", request_id)
+    return (_ticket(row), row["request_fingerprint"]) if row else None
 
 
 async def get_ticket(conn: Connection, ticket_id: uuid.UUID) -> Ticket | None:
@@ -190,20 +248,13 @@ async def append_timeline(
         INSERT INTO timeline (ticket_id, version, actor_type, actor_id, action, details, trace_id, created_at)
         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
         """,
-        [
-            (
-                ticket_id,
-                c.version,
-                c.actor.type.value,
-                c.actor.id,
-                c.action.value,
-                json.dumps(dict(c.details)),
-                trace_id,
-                at,
-            )
-            for c in changes
-        ],
+        [(ticket_id, *_timeline_values(c), trace_id, at) for c in changes],
     )
+
+
+def _timeline_values(c: Change) -> tuple[int, str, str, str, str]:
+    """version, actor_type, actor_id, action, details: the columns every timeline line takes from its change."""
+    return c.version, c.actor.type.value, c.actor.id, c.action.value, json.dumps(dict(c.details))
 
 
 async def list_timeline(conn: Connection, ticket_id: uuid.UUID, *, after_id: int, limit: int) -> list[TimelineEntry]:

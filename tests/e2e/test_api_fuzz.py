@@ -30,7 +30,13 @@ MAX_TIME_S = int(os.environ.get("SUPPORTDESK_FUZZ_MAX_TIME_S", "25"))
 @pytest.fixture(scope="module")
 def backend() -> Iterator[Backend]:
     data_dir = make_scratch_dir("supportdesk-fuzz-")
-    running = Backend(data_dir)
+    # Generated webhook URLs must never send a delivery off this machine. Each identity fires hundreds of
+    # requests in seconds; rate limits would turn most of them into 429s (documented, so still conforming)
+    # and leave the routes behind them unexplored.
+    running = Backend(
+        data_dir,
+        {"SUPPORTDESK_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,localhost", "SUPPORTDESK_RATE_LIMIT_ENABLED": "false"},
+    )
     try:
         yield running
     finally:

@@ -9,6 +9,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
 from nats.js.errors import ServerError
 
 from services.kit.bus.streams import ALL_STREAMS, declare_streams
@@ -41,7 +42,8 @@ async def js(nc: NatsClient) -> JetStreamContext:
     """JetStream with every stream of ours deleted and declared anew: each test starts from empty streams."""
     context = nc.jetstream()
     for stream in await context.streams_info():
-        await context.delete_stream(stream.config.name)
+        if stream.config.name:
+            await context.delete_stream(stream.config.name)
 
     async def declared() -> bool:
         # The server removes a deleted stream's files in the background; creating the same
@@ -56,7 +58,7 @@ async def js(nc: NatsClient) -> JetStreamContext:
     return context
 
 
-async def stream_messages(js: JetStreamContext, stream: str) -> list[nats.aio.msg.Msg]:
+async def stream_messages(js: JetStreamContext, stream: str) -> list[RawStreamMsg]:
     """Every message stored in ``stream``, read directly by sequence."""
     info = await js.stream_info(stream)
     return (

@@ -11,7 +11,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from services.kit.bus import store
-from services.kit.bus.consumer import EventConsumer, PoisonEvent
+from services.kit.bus.consumer import EventConsumer, Handler, PoisonEvent
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.streams import TICKETING, ConsumerSpec, declare_consumer
 from services.kit.db import Connection
@@ -55,7 +55,7 @@ async def pool(fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-async def run(js: JetStreamContext, pool: asyncpg.Pool, handler: Recorder) -> asyncio.Task[None]:
+async def run(js: JetStreamContext, pool: asyncpg.Pool, handler: Handler) -> asyncio.Task[None]:
     await declare_consumer(js, SPEC, BUS)
     consumer = EventConsumer(js, pool, SPEC, handler, max_deliver=BUS.consumer_max_deliver, fetch_timeout_s=0.5)
     return asyncio.create_task(consumer.run())
@@ -170,5 +170,46 @@ async def test_an_event_that_keeps_failing_is_dead_lettered_after_max_deliver(
         await eventually(lambda: settled(js), what="the message terminated")
         assert handler.attempts == BUS.consumer_max_deliver
         assert await times_applied(pool) == {}
+    finally:
+        await stop(task)
+
+
+class OrderRecorder:
+    """Records the order events are applied per subject; the first event of ``held`` waits for ``release``."""
+
+    def __init__(self, held: str) -> None:
+        self.held = held
+        self.release = asyncio.Event()
+        self.applied: dict[str, list[str]] = {}
+
+    async def __call__(self, conn: Connection, event: Envelope) -> None:
+        if event.subject == self.held and not self.applied.get(event.subject):
+            await self.release.wait()
+        self.applied.setdefault(event.subject, []).append(event.id)
+
+
+async def test_subjects_are_handled_concurrently_and_each_in_stream_order(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    slow, fast = str(uuid.uuid4()), str(uuid.uuid4())
+    published: dict[str, list[str]] = {slow: [], fast: []}
+    for i in range(6):
+        subject = slow if i % 2 == 0 else fast
+        e = Envelope.new(type=SUBJECT, source="test", subject=subject, data=b"x")
+        published[subject].append(e.id)
+        await js.publish(SUBJECT, e.data, headers={**e.headers(), "Nats-Msg-Id": e.id})
+    handler = OrderRecorder(held=slow)
+    task = await run(js, pool, handler)
+
+    async def fast_subject_done() -> bool:
+        return handler.applied.get(fast) == published[fast]
+
+    try:
+        # The slow subject's first event is still waiting: the other subject's events went past it.
+        await eventually(fast_subject_done, what="the other subject handled")
+        assert slow not in handler.applied
+        handler.release.set()
+        await eventually(lambda: settled(js), what="all messages acknowledged")
+        assert handler.applied == published
     finally:
         await stop(task)

@@ -39,7 +39,7 @@ async def running(service: ServiceDefinition, settings: ServiceSettings, js: Jet
     runtime = Runtime(settings=settings, pool=pool, js=js)
     server = GrpcServer("127.0.0.1", 0, lambda s: service.register(s, runtime), service.grpc_services)
     await server.start()
-    tasks = [asyncio.create_task(OutboxRelay(pool, js, service.schema).run())]
+    tasks = [asyncio.create_task(OutboxRelay(pool, js, service.schema, on_published=service.on_published).run())]
     for spec, handler in service.consumers(runtime):
         await declare_consumer(js, spec, BUS)
         tasks.append(asyncio.create_task(EventConsumer(js, pool, spec, handler, max_deliver=5).run()))

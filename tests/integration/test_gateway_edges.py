@@ -56,6 +56,8 @@ class FakeTicketing(ticketing_service_pb2_grpc.TicketingServiceServicer):
         self.by_request_id: dict[str, str] = {}
         self.create_requests: list[ticketing_service_pb2.CreateTicketRequest] = []
         self.hang = False
+        # A slow peer: how long GetTicket takes to answer.
+        self.get_delay_s = 0.0
         self.entered = asyncio.Event()
         self.never = asyncio.Event()
 
@@ -97,6 +99,7 @@ class FakeTicketing(ticketing_service_pb2_grpc.TicketingServiceServicer):
         self.entered.set()
         if self.hang:
             await self.never.wait()
+        await asyncio.sleep(self.get_delay_s)
         ticket = self.tickets.get(request.ticket_id)
         if ticket is None:
             await abort_with(
@@ -108,10 +111,15 @@ class FakeTicketing(ticketing_service_pb2_grpc.TicketingServiceServicer):
 class FakeRouting(routing_service_pb2_grpc.RoutingServiceServicer):
     def __init__(self) -> None:
         self.list_requests: list[routing_service_pb2.ListQueueStatsRequest] = []
+        # Seconds the caller said it would still wait, per GetTicketRouting call.
+        self.routing_time_left: list[float] = []
+        self.routing_delay_s = 0.0
 
     async def GetTicketRouting(
         self, request: routing_service_pb2.GetTicketRoutingRequest, context: Any
     ) -> routing_service_pb2.GetTicketRoutingResponse:
+        self.routing_time_left.append(context.time_remaining())
+        await asyncio.sleep(self.routing_delay_s)
         entry = queue_pb2.QueueEntry(
             ticket_id=request.ticket_id,
             queue="payments",
@@ -457,6 +465,31 @@ async def test_peer_that_never_answers_is_503_after_the_deadline(tmp_path: Path,
     async with running_gateway(settings) as client, asyncio.timeout(GUARD_S):
         response = await client.get("/v1/tickets/t-1", headers=auth("agent", "a-1"))
     assert peers.ticketing.entered.is_set(), "the call never reached the peer"
+    assert_problem(response, 503, "dependency_unavailable")
+    assert response.headers["retry-after"] == str(RETRY_AFTER_S)
+
+
+async def test_calls_share_the_request_deadline(tmp_path: Path, peers: Peers, auth: Any) -> None:
+    # An agent's read takes two calls: the ticket, then routing (is it offered to them?).
+    settings = gateway_settings(tmp_path, peers, request_timeout_s=2.0)
+    async with running_gateway(settings) as client:
+        created = await client.post("/v1/tickets", json=TICKET, headers=auth("customer", "c-1"))
+        peers.ticketing.get_delay_s = 0.5
+        response = await client.get(f"/v1/tickets/{created.json()['id']}", headers=auth("agent", "a-1"))
+    assert_problem(response, 404, "ticket_not_found")  # routing holds it for nobody
+    [time_left] = peers.routing.routing_time_left
+    # The second call got what the first left of the request's 2 s, not 2 s of its own.
+    assert time_left <= 1.5
+
+
+async def test_calls_that_each_fit_the_timeout_but_not_together_are_503(
+    tmp_path: Path, peers: Peers, auth: Any
+) -> None:
+    settings = gateway_settings(tmp_path, peers, request_timeout_s=0.4)
+    async with running_gateway(settings) as client, asyncio.timeout(GUARD_S):
+        created = await client.post("/v1/tickets", json=TICKET, headers=auth("customer", "c-1"))
+        peers.ticketing.get_delay_s = peers.routing.routing_delay_s = 0.25
+        response = await client.get(f"/v1/tickets/{created.json()['id']}", headers=auth("agent", "a-1"))
     assert_problem(response, 503, "dependency_unavailable")
     assert response.headers["retry-after"] == str(RETRY_AFTER_S)
 

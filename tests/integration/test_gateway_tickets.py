@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from nats.js import JetStreamContext
@@ -213,3 +215,81 @@ async def test_text_the_database_cannot_hold_is_400_and_nothing_is_written(
     body = {"channel": "app", "category": "other", "subject": "nul \u0000 here", "language": "en"}
     assert_problem(await gateway.post("/v1/tickets", json=body, headers=customer), 400, "unstorable_value")
     assert (await gateway.get("/v1/tickets", headers=customer)).json()["tickets"] == []
+
+
+TICKET = {"channel": "app", "category": "payment_failed", "subject": "Payment failed", "language": "en"}
+
+
+async def _tickets_of(gateway: httpx.AsyncClient, auth: Auth, customer: str) -> list[dict[str, Any]]:
+    response = await gateway.get("/v1/tickets", headers=auth("customer", customer))
+    tickets: list[dict[str, Any]] = response.json()["tickets"]
+    return tickets
+
+
+async def test_concurrent_posts_with_one_key_open_one_ticket(gateway: httpx.AsyncClient, auth: Auth) -> None:
+    headers = auth("customer", "c-race", **{"Idempotency-Key": str(uuid.uuid4())})
+    answers = await asyncio.gather(*(gateway.post("/v1/tickets", json=TICKET, headers=headers) for _ in range(8)))
+    created = [a for a in answers if a.status_code == 201]
+    assert len(created) == 1, [a.text for a in answers]
+    ticket_id = created[0].json()["id"]
+    for answer in answers:
+        if answer.status_code == 200:  # a replay: the same ticket
+            assert answer.json()["id"] == ticket_id
+        elif answer.status_code == 409:  # arrived while the first was being served
+            assert_problem(answer, 409, "idempotency_key_in_flight")
+        else:
+            assert answer is created[0], answer.text
+    assert [t["id"] for t in await _tickets_of(gateway, auth, "c-race")] == [ticket_id]
+
+
+@pytest.mark.parametrize("description", ["", f"my words: {PHRASE}"], ids=["plain", "with-a-secret"])
+async def test_a_key_still_in_flight_is_409_then_replays(
+    gateway: httpx.AsyncClient, auth: Auth, fresh_database_url: str, description: str
+) -> None:
+    key = str(uuid.uuid4())
+    headers = auth("customer", "c-1", **{"Idempotency-Key": key})
+    ticket = {**TICKET, "description": description}
+    # Stand in for a first request still inside its transaction: hold the claim ticketing takes for it.
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"c-1:{key}")
+            in_flight = await gateway.post("/v1/tickets", json=ticket, headers=headers)
+    finally:
+        await conn.close()
+    assert_problem(in_flight, 409, "idempotency_key_in_flight")
+    assert await _tickets_of(gateway, auth, "c-1") == []
+
+    first = await gateway.post("/v1/tickets", json=ticket, headers=headers)
+    replay = await gateway.post("/v1/tickets", json=ticket, headers=headers)
+    assert (first.status_code, replay.status_code) == (201, 200)
+    assert replay.json()["id"] == first.json()["id"]
+
+
+async def test_a_key_reused_with_another_body_is_422(gateway: httpx.AsyncClient, auth: Auth) -> None:
+    headers = auth("customer", "c-1", **{"Idempotency-Key": str(uuid.uuid4())})
+    first = await gateway.post("/v1/tickets", json=TICKET, headers=headers)
+    assert first.status_code == 201
+    other = await gateway.post("/v1/tickets", json={**TICKET, "subject": "Something else"}, headers=headers)
+    assert_problem(other, 422, "idempotency_key_reused")
+    # Same body again: still the original.
+    again = await gateway.post("/v1/tickets", json=TICKET, headers=headers)
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    assert [t["id"] for t in await _tickets_of(gateway, auth, "c-1")] == [first.json()["id"]]
+
+
+async def test_messages_keep_one_per_key_under_races_and_refuse_another_body(
+    gateway: httpx.AsyncClient, auth: Auth
+) -> None:
+    tid = (await open_ticket(gateway, auth))["id"]
+    customer = auth("customer", "c-1", **{"Idempotency-Key": str(uuid.uuid4())})
+    path = f"/v1/tickets/{tid}/messages"
+    answers = await asyncio.gather(
+        *(gateway.post(path, json={"body": "Order 8812"}, headers=customer) for _ in range(6))
+    )
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [201], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    other = await gateway.post(path, json={"body": "Order 9999"}, headers=customer)
+    assert_problem(other, 422, "idempotency_key_reused")
+    listed = (await gateway.get(path, headers=auth("customer", "c-1"))).json()["messages"]
+    assert [m["body"] for m in listed] == ["Order 8812"]

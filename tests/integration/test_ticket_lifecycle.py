@@ -294,8 +294,12 @@ async def test_retries_return_the_first_result(ticketing: Ticketing) -> None:
     t = ticketing
     key = str(uuid.uuid4())
     first = await create(t, request_id=key)
-    again = await create(t, request_id=key, subject="changed my mind")
+    again = await create(t, request_id=key)
     assert again == first
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await create(t, request_id=key, subject="changed my mind")
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason(caught.value) == "idempotency_key_reused"
     one = await say(t, first.id, CUSTOMER, "Any news?", request_id="m-1")
     two = await say(t, first.id, CUSTOMER, "Any news?", request_id="m-1")
     assert (one.created, two.created, two.message) == (True, False, one.message)

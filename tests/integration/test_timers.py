@@ -118,6 +118,29 @@ async def test_a_failing_handler_is_retried_and_its_effects_roll_back(pool: asyn
     assert await count(pool, "SELECT attempts FROM timers") == 1
 
 
+async def test_a_handler_breaking_a_deferred_constraint_is_retried_and_the_others_fire(pool: asyncpg.Pool) -> None:
+    # Deferred checks (routing's agent-load triggers) run at commit, after the handler's savepoint has closed.
+    await pool.execute("CREATE TABLE once (key text PRIMARY KEY DEFERRABLE INITIALLY DEFERRED)")
+    await pool.execute("INSERT INTO once VALUES ('taken')")
+    breaks = 0
+
+    async def breaking(conn: Connection, timer: Timer) -> None:
+        nonlocal breaks
+        breaks += 1
+        await conn.execute("INSERT INTO once VALUES ('taken')")
+
+    await arm_in(pool, "breaks", 0, kind="breaking")
+    await arm_in(pool, "fine", 0.2)
+    scheduler = run(pool, test=record, breaking=breaking)
+    try:
+        await eventually(lambda: _all_fired(pool, 1), what="the healthy timer")
+        assert not scheduler.done(), "the scheduler must survive a handler's constraint violation"
+    finally:
+        await stop(scheduler)
+    assert breaks >= 1
+    assert await count(pool, "SELECT attempts FROM timers WHERE key = 'breaks' AND fired_at IS NULL") >= 1
+
+
 async def test_a_handler_that_re_arms_its_own_timer_gets_it_fired_again(pool: asyncpg.Pool) -> None:
     """Step relaxation re-arms the timer that is firing (same kind and key) for the next step; that later
     firing must happen, not be marked fired along with the current one."""

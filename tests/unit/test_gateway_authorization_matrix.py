@@ -56,6 +56,19 @@ POLICY: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/v1/queues/{queue}/settings"): MANAGERS,
     ("PUT", "/v1/queues/{queue}/settings"): ADMINS,
     ("GET", "/v1/notifications"): EVERYONE,
+    ("POST", "/v1/notifications/read"): EVERYONE,
+    ("GET", "/v1/notifications/preferences"): EVERYONE,
+    ("PUT", "/v1/notifications/preferences"): EVERYONE,
+    ("POST", "/v1/notifications/{notification_id}/not-me"): (C,),
+    ("GET", "/v1/webhooks"): ADMINS,
+    ("POST", "/v1/webhooks"): ADMINS,
+    ("GET", "/v1/webhooks/{webhook_id}"): ADMINS,
+    ("PUT", "/v1/webhooks/{webhook_id}"): ADMINS,
+    ("DELETE", "/v1/webhooks/{webhook_id}"): ADMINS,
+    ("GET", "/v1/deliveries"): MANAGERS,
+    ("GET", "/v1/dead-letters"): MANAGERS,
+    ("GET", "/v1/deliveries/{delivery_id}"): MANAGERS,
+    ("POST", "/v1/deliveries/{delivery_id}/replay"): ADMINS,
     ("GET", "/v1/help/articles"): EVERYONE,
     ("POST", "/v1/help/articles"): ADMINS,
     ("GET", "/v1/help/articles/{article_id}"): EVERYONE,
@@ -77,6 +90,7 @@ POLICY: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/v1/sla/calendars/{calendar_id}"): MANAGERS,
     ("PUT", "/v1/sla/calendars/{calendar_id}"): ADMINS,
     ("GET", "/v1/sla/stats"): MANAGERS,
+    ("GET", "/v1/ops/overview"): MANAGERS,
 }
 
 SUBJECT = "x-1"  # also every path id: an agent acting on "their own" profile is still only let through

@@ -21,6 +21,7 @@ from services.ticketing.domain import (
     Priority,
     Status,
     Ticket,
+    WalletContext,
     allowed_transitions,
     effective_priority,
     open_ticket,
@@ -338,3 +339,16 @@ def test_an_sla_breach_raises_priority_one_step_at_most_to_urgent() -> None:
     resolved = History(ticket(Status.RESOLVED, Category.OTHER, priority=Priority.LOW), NOW)
     domain.escalate(resolved, "sla_breach")
     assert resolved.changes == []
+
+
+def test_a_request_fingerprint_ignores_the_request_id_and_nothing_else() -> None:
+    fingerprint = domain.request_fingerprint(new(request_id="r-1"))
+    assert domain.request_fingerprint(new(request_id="r-2")) == fingerprint
+    for change in (
+        {"subject": "Other"},
+        {"priority": Priority.HIGH},
+        {"customer_id": "c-2"},
+        {"wallet_context": WalletContext(transaction_ref="tx-2")},
+        {"wallet_context": WalletContext(occurred_at=datetime(2026, 5, 1, tzinfo=UTC))},
+    ):
+        assert domain.request_fingerprint(new(request_id="r-1", **change)) != fingerprint, change

@@ -19,7 +19,7 @@ from services.gateway.openapi import problem_responses
 from services.gateway.principal import Principal, Role
 from services.gateway.problems import ProblemError
 from services.gateway.routes.paging import PageSize, PageToken
-from services.gateway.routes.tickets import TicketIdPath, request_id_for
+from services.gateway.routes.tickets import TicketIdPath, request_id_for, reused_key_is_422
 from services.gateway.schemas import (
     CsatIn,
     MessageIn,
@@ -59,7 +59,8 @@ async def list_messages(
     description=(
         "Recovery phrases, private keys and card numbers are redacted before the message is stored; the "
         "ticket is then flagged and the customer warned. Staff messages asking a customer for such secrets "
-        "are refused (409 `secret_request_refused`)."
+        "are refused (409 `secret_request_refused`). A retry with the same `Idempotency-Key` answers the "
+        "original message (200); the same key with another body is 422 `idempotency_key_reused`."
     ),
     responses={
         200: {"model": MessageOut, "description": "A retry with an earlier Idempotency-Key: the original message."},
@@ -81,9 +82,10 @@ async def add_message(
     if principal.role is Role.CUSTOMER and body.visibility is MessageVisibility.INTERNAL:
         raise ProblemError(403, "internal_note_forbidden", "Customers cannot write internal notes.")
     await check_ticket_access(clients, principal, ticket_id)
-    message, created = await clients.add_message(
-        ticket_id, body, principal, request_id=request_id_for(principal, idempotency_key)
-    )
+    with reused_key_is_422():
+        message, created = await clients.add_message(
+            ticket_id, body, principal, request_id=request_id_for(principal, idempotency_key)
+        )
     response.status_code = 201 if created else 200
     return message_for(principal, message)
 

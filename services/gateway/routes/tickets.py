@@ -1,11 +1,11 @@
 """``/v1/tickets``: open, list, read and update tickets, and see where routing holds one.
 
-Idempotency in this version: ``POST /v1/tickets`` forwards ``Idempotency-Key`` to ticketing as
+Idempotency: ``POST /v1/tickets`` forwards ``Idempotency-Key`` to ticketing as
 ``request_id = "<caller>:<key>"`` (the caller's subject, percent-encoded so no two callers' scopes can
-overlap). Ticketing returns the ticket the first call with that request_id created, so a retried POST
-never opens a second ticket; the replay answers 200 with the current state of that ticket instead of
-201. Comparing a replay's body with the original (422 on a difference) and answering 409 while the
-first call is still in flight need stored responses, which this version does not keep.
+overlap). Ticketing stores the request_id and a fingerprint of the request with the ticket, in the same
+transaction, so a retried POST never opens a second ticket: the replay answers 200 with the current
+state of that ticket instead of 201; the same key with another body is 422 ``idempotency_key_reused``;
+while the first call is still being served, 409 ``idempotency_key_in_flight`` (retry after a moment).
 
 Reading: a customer sees only their own tickets, an agent only those they hold or are offered (see
 ``services.gateway.access``); anything else is the same 404 as a missing ticket. Agents list the tickets
@@ -15,6 +15,8 @@ they hold and see personal data masked; supervisors and admins see and list any.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 from urllib.parse import quote
 
@@ -42,6 +44,8 @@ from services.gateway.schemas import (
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
+IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+
 # Fields that steer routing; a customer choosing them could jump the queue.
 STAFF_ONLY_FIELDS = ("priority", "customer_tier")
 
@@ -64,7 +68,7 @@ def request_id_for(principal: Principal, idempotency_key: str | None) -> str:
     responses={
         201: {"headers": {"Location": {"description": "Path of the ticket.", "schema": {"type": "string"}}}},
         200: {"model": TicketOut, "description": "A retry with an earlier Idempotency-Key: the original ticket."},
-        **problem_responses(400, 401, 403, 413, 422, 503),
+        **problem_responses(400, 401, 403, 409, 413, 422, 503),
     },
 )
 async def create_ticket(
@@ -79,17 +83,35 @@ async def create_ticket(
             min_length=1,
             max_length=255,
             pattern=r"^[\x21-\x7e]+$",
-            description="Client-chosen key (e.g. a UUID); retries with the same key never open a second ticket.",
+            description=(
+                "Client-chosen key (e.g. a UUID); retries with the same key and body never open a second ticket. "
+                "The same key with another body is 422 `idempotency_key_reused`; while the first request is "
+                "still being served, 409 `idempotency_key_in_flight`."
+            ),
         ),
     ] = None,
 ) -> TicketOut:
     customer_id = _customer_for(principal, body)
-    ticket, created = await clients.create_ticket(
-        body, customer_id=customer_id, request_id=request_id_for(principal, idempotency_key)
-    )
+    with reused_key_is_422():
+        ticket, created = await clients.create_ticket(
+            body, customer_id=customer_id, request_id=request_id_for(principal, idempotency_key)
+        )
     response.headers["Location"] = f"/v1/tickets/{quote(ticket.id, safe='')}"
     response.status_code = 201 if created else 200
     return ticket_for(principal, ticket)
+
+
+@contextmanager
+def reused_key_is_422() -> Iterator[None]:
+    """Stripe's semantics: a key names one request, so another body under it is the client's error (422)."""
+    try:
+        yield
+    except ProblemError as exc:
+        if exc.code != IDEMPOTENCY_KEY_REUSED:
+            raise
+        raise ProblemError(
+            422, IDEMPOTENCY_KEY_REUSED, "This Idempotency-Key was used for a request with another body."
+        ) from None
 
 
 def _customer_for(principal: Principal, body: CreateTicketIn) -> str:

@@ -20,6 +20,13 @@ class EnvelopeError(ValueError):
     """A message that is not a valid event; it can never be processed, only dead-lettered."""
 
 
+def current_trace_headers() -> dict[str, str]:
+    """The active span's W3C trace context (``traceparent``, ``tracestate``) as message headers."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {k: v for k, v in carrier.items() if k in _TRACE_HEADERS}
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """One event. ``type`` is also the NATS subject, e.g. ``support.ticketing.v1.ticket.created``."""
@@ -35,10 +42,7 @@ class Envelope:
     @classmethod
     def new(cls, *, type: str, source: str, subject: str, data: bytes) -> Envelope:
         """An event stamped with the caller's trace context, so consumers continue the same trace."""
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        trace = {k: v for k, v in carrier.items() if k in _TRACE_HEADERS}
-        return cls(type=type, source=source, subject=subject, data=data, trace=trace)
+        return cls(type=type, source=source, subject=subject, data=data, trace=current_trace_headers())
 
     def headers(self) -> dict[str, str]:
         return {

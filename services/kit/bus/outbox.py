@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 import asyncpg
 from nats.js import JetStreamContext
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, SpanKind
 
+from services.kit import metrics
 from services.kit.bus import store
-from services.kit.db import Connection, listen_forever
+from services.kit.bus.envelope import Envelope, current_trace_headers
+from services.kit.db import Connection, listen_forever, wait_for_wake
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -41,8 +45,13 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         publish_timeout_s: float = 5.0,
+        on_published: Callable[[Envelope], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._service = schema
+        # Told of every event JetStream acknowledged: the service's own counters (offers, SLA outcomes) are
+        # counted from committed facts, once, off the request path.
+        self._on_published = on_published
         self._js = js
         self._channel = f"{schema}_outbox"
         self._batch_size = batch_size
@@ -72,8 +81,7 @@ class OutboxRelay:
                 failures = 0
                 if result.published == self._batch_size:
                     continue  # more is waiting
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+                await wait_for_wake(self._wake, self._poll_interval_s)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -85,30 +93,56 @@ class OutboxRelay:
             rows = await store.lock_unpublished(conn, self._batch_size)
             if not rows:
                 return RelayPass(published=0, failed=0)
-            with tracer.start_as_current_span("outbox relay", attributes={"messaging.batch.message_count": len(rows)}):
-                results = await asyncio.gather(
-                    *(
-                        self._js.publish(
-                            row.envelope.type,
-                            row.envelope.data,
-                            timeout=self._publish_timeout_s,
-                            headers=row.envelope.headers(),
-                        )
-                        for row in rows
-                    ),
-                    return_exceptions=True,
-                )
-                acked = [
-                    row.row_id for row, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)
-                ]
+            with tracer.start_as_current_span(
+                "outbox relay", attributes={"messaging.batch.message_count": len(rows)}
+            ) as relay_span:
+                relay = Link(relay_span.get_span_context())
+                results = await asyncio.gather(*(self._publish(row, relay) for row in rows), return_exceptions=True)
+                published = [row for row, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
+                acked = [row.row_id for row in published]
                 if acked:
                     await self._mark(conn, acked)
+        self._count(row.envelope for row in published)
         failed = len(rows) - len(acked)
         if failed:
             # Unacked rows stay in the outbox (NATS down, or the stream full and refusing new data).
             first_error = next(res for res in results if isinstance(res, BaseException))
             log.warning("outbox publish not acknowledged", extra={"failed": failed, "error": repr(first_error)})
         return RelayPass(published=len(acked), failed=failed)
+
+    def _count(self, envelopes: Iterable[Envelope]) -> None:
+        for envelope in envelopes:
+            metrics.EVENTS_PUBLISHED.labels(self._service, envelope.type).inc()
+            if self._on_published is not None:
+                try:
+                    self._on_published(envelope)
+                except Exception as exc:  # a metric must never hold up the relay
+                    log.warning("event metrics failed", extra={"event_type": envelope.type, "error": repr(exc)})
+
+    async def _publish(self, row: store.OutboxRow, relay: Link) -> object:
+        """Publish one event in the trace of the change that wrote it; the message carries this span's context,
+        so every consumer's handling is a child of the publish. The relay pass that sent it is a link."""
+        envelope = row.envelope
+        parent = propagate.extract(dict(envelope.trace))
+        with tracer.start_as_current_span(
+            f"publish {envelope.type}",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            links=[relay],
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": envelope.type,
+                "messaging.message.id": envelope.id,
+                "cloudevents.event_id": envelope.id,
+                "cloudevents.event_type": envelope.type,
+                "cloudevents.event_subject": envelope.subject,
+            },
+        ):
+            traced = replace(envelope, trace=current_trace_headers())
+            return await self._js.publish(
+                traced.type, traced.data, timeout=self._publish_timeout_s, headers=traced.headers()
+            )
 
     async def _mark(self, conn: Connection, row_ids: list[int]) -> None:
         await store.mark_published(conn, row_ids)

@@ -6,19 +6,25 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.kit.bus.envelope import Envelope
 from services.kit.db import Connection
+
+# For stores that write a row and its event in one statement: INSERT INTO outbox (OUTBOX_COLUMNS) with the
+# values of ``outbox_values`` (seven parameters, the last cast to jsonb).
+OUTBOX_COLUMNS = "event_id, event_type, source, subject, event_time, payload, trace"
+
+
+def outbox_values(e: Envelope) -> tuple[uuid.UUID, str, str, str, datetime, bytes, str]:
+    return uuid.UUID(e.id), e.type, e.source, e.subject, e.time, e.data, json.dumps(dict(e.trace))
 
 
 async def add_to_outbox(conn: Connection, events: Sequence[Envelope]) -> None:
     """Record events in the caller's transaction; they are published only if it commits."""
     await conn.executemany(
-        """
-        INSERT INTO outbox (event_id, event_type, source, subject, event_time, payload, trace)
-        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
-        """,
-        [(uuid.UUID(e.id), e.type, e.source, e.subject, e.time, e.data, json.dumps(dict(e.trace))) for e in events],
+        f"INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+        [outbox_values(e) for e in events],
     )
 
 
@@ -134,3 +140,27 @@ async def list_dead_letters(conn: Connection, consumer: str | None = None) -> li
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    unpublished: int
+    oldest_age_s: float
+
+
+async def outbox_backlog(conn: Connection) -> OutboxBacklog:
+    """How many rows wait for the relay and how long the oldest has waited (by the database clock)."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) AS unpublished, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest
+        FROM outbox WHERE published_at IS NULL
+        """
+    )
+    assert row is not None
+    return OutboxBacklog(unpublished=row["unpublished"], oldest_age_s=float(row["oldest"]))
+
+
+async def unreplayed_dead_letters(conn: Connection) -> dict[str, int]:
+    """Dead letters not yet replayed, per consumer."""
+    rows = await conn.fetch("SELECT consumer, count(*) AS n FROM dead_letters WHERE replayed_at IS NULL GROUP BY 1")
+    return {r["consumer"]: r["n"] for r in rows}

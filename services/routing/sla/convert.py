@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -346,3 +347,43 @@ def stats_message(stats: SlaStats) -> sla_service_pb2.SlaStats:
         if value is not None:
             getattr(message, name).CopyFrom(_duration(value))
     return message
+
+
+# --- what the metrics count ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SlaFact:
+    """An SLA event reduced to what is counted: bounded labels and the elapsed (unpaused) time."""
+
+    metric: str
+    queue: str
+    priority: str
+    percent: int = 0
+    breached: bool = False
+    elapsed: timedelta | None = None
+
+
+def sla_fact(event_type: str, data: bytes) -> SlaFact | None:
+    """The fact of an SLA warning, breach or fulfilment; None for any other event."""
+    message: Any
+    if event_type == SLA_WARNING:
+        message = routing_events.SlaWarning.FromString(data)
+    elif event_type == SLA_BREACHED:
+        message = routing_events.SlaBreached.FromString(data)
+    elif event_type == SLA_FULFILLED:
+        message = routing_events.SlaFulfilled.FromString(data)
+    else:
+        return None
+    clock = message.clock
+    elapsed = None
+    if event_type == SLA_FULFILLED and clock.HasField("stop_time"):
+        elapsed = clock.stop_time.ToDatetime() - clock.start_time.ToDatetime() - clock.paused.ToTimedelta()
+    return SlaFact(
+        metric=from_proto(sla_pb2.SlaMetric, clock.metric) or "unspecified",
+        queue=clock.queue,
+        priority=from_proto(common_pb2.Priority, clock.priority) or "unspecified",
+        percent=message.percent if event_type == SLA_WARNING else 0,
+        breached=clock.breached,
+        elapsed=elapsed,
+    )

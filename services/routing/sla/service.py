@@ -157,26 +157,32 @@ async def _save(conn: Connection, clocks: Iterable[Clock], rules: Rules) -> None
     if not changed:
         return
     await store.save_clocks(conn, changed)
+    armings: list[timers.Arming] = []
+    cancels: list[tuple[str, str]] = []
     for clock in changed:
-        await _sync_timers(conn, clock, rules)
+        _sync_timers(clock, rules, armings, cancels)
+    # Two round trips for every timer of every changed clock.
+    await timers.arm_all(conn, armings)
+    await timers.cancel_all(conn, cancels)
     ticket_id = changed[0].ticket_id
     await set_sla_due(conn, ticket_id, await store.earliest_deadline(conn, ticket_id))
 
 
-async def _sync_timers(conn: Connection, clock: Clock, rules: Rules) -> None:
-    """Arm the timers a clock needs now (moving them if armed) and cancel the others."""
+def _sync_timers(clock: Clock, rules: Rules, armings: list[timers.Arming], cancels: list[tuple[str, str]]) -> None:
+    """Add the timers a clock needs now (moving them if armed) to ``armings``, and the others to ``cancels``
+    (a no-op for a timer that already fired)."""
     due = {d.percent: d.at for d in domain.due_timers(clock, rules.time_base(clock.calendar_id))}
     for percent in clock.warning_percents:
         key = warning_key(clock.ticket_id, clock.metric, clock.cycle, percent)
         if percent in due:
-            await timers.arm(conn, kind=WARNING_TIMER, key=key, due_at=due[percent], payload=_payload(clock, percent))
-        else:  # a no-op for a timer that already fired
-            await timers.cancel(conn, kind=WARNING_TIMER, key=key)
+            armings.append(timers.Arming(WARNING_TIMER, key, due[percent], _payload(clock, percent)))
+        else:
+            cancels.append((WARNING_TIMER, key))
     key = breach_key(clock.ticket_id, clock.metric, clock.cycle)
     if None in due:
-        await timers.arm(conn, kind=BREACH_TIMER, key=key, due_at=due[None], payload=_payload(clock, None))
+        armings.append(timers.Arming(BREACH_TIMER, key, due[None], _payload(clock, None)))
     else:
-        await timers.cancel(conn, kind=BREACH_TIMER, key=key)
+        cancels.append((BREACH_TIMER, key))
 
 
 def breach_key(ticket_id: uuid.UUID, metric: Metric, cycle: int) -> str:

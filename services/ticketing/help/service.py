@@ -45,7 +45,7 @@ from services.ticketing.help.domain import (
     normalize_query,
 )
 from services.ticketing.help.search import HelpIndex, Hit
-from services.ticketing.redaction import redact
+from services.ticketing.metrics import redact
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,7 +171,12 @@ class System:
         port = None
         if service in GRPC_SERVICES:
             port = free_port("127.0.0.1")
-            env |= {"SUPPORTDESK_GRPC_HOST": "127.0.0.1", "SUPPORTDESK_GRPC_PORT": str(port)}
+            env |= {
+                "SUPPORTDESK_GRPC_HOST": "127.0.0.1",
+                "SUPPORTDESK_GRPC_PORT": str(port),
+                # Free ports, not the documented defaults: replicas and parallel runs never clash.
+                "SUPPORTDESK_METRICS_PORT": str(free_port("127.0.0.1")),
+            }
         replica = Replica(name, service, env, self.root / f"{name}.log", grpc_port=port)
         self.replicas[name] = replica
         return replica

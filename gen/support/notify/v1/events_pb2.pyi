@@ -19,7 +19,7 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class NotificationCreated(_message.Message):
-    """Subject: support.notify.v1.notification.created"""
+    """Subject: support.notify.v1.notification.created. The gateway pushes it to the recipient's live sockets."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -25,15 +25,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$support/notify/v1/notification.proto\x12\x11support.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x01\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x37\n\x07\x63hannel\x18\x03 \x01(\x0e\x32&.support.notify.v1.NotificationChannel\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x11\n\tticket_id\x18\x07 \x01(\t\x12\x17\n\x0fsource_event_id\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x9e\x01\n\x13NotificationChannel\x12$\n NOTIFICATION_CHANNEL_UNSPECIFIED\x10\x00\x12\x1f\n\x1bNOTIFICATION_CHANNEL_IN_APP\x10\x01\x12 \n\x1cNOTIFICATION_CHANNEL_WEBHOOK\x10\x02\x12\x1e\n\x1aNOTIFICATION_CHANNEL_EMAIL\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$support/notify/v1/notification.proto\x12\x11support.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x03\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x37\n\x07\x63hannel\x18\x03 \x01(\x0e\x32&.support.notify.v1.NotificationChannel\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x11\n\tticket_id\x18\x07 \x01(\t\x12\x17\n\x0fsource_event_id\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tread_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x04\x64\x61ta\x18\x0b \x03(\x0b\x32).support.notify.v1.Notification.DataEntry\x12\x10\n\x08security\x18\x0c \x01(\x08\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe3\x01\n\x0bPreferences\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06locale\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x38\n\x08\x63hannels\x18\x04 \x03(\x0e\x32&.support.notify.v1.NotificationChannel\x12\x13\n\x0bquiet_start\x18\x05 \x01(\t\x12\x11\n\tquiet_end\x18\x06 \x01(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x9e\x01\n\x13NotificationChannel\x12$\n NOTIFICATION_CHANNEL_UNSPECIFIED\x10\x00\x12\x1f\n\x1bNOTIFICATION_CHANNEL_IN_APP\x10\x01\x12 \n\x1cNOTIFICATION_CHANNEL_WEBHOOK\x10\x02\x12\x1e\n\x1aNOTIFICATION_CHANNEL_EMAIL\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'support.notify.v1.notification_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NOTIFICATIONCHANNEL']._serialized_start=332
-  _globals['_NOTIFICATIONCHANNEL']._serialized_end=490
+  _globals['_NOTIFICATION_DATAENTRY']._loaded_options = None
+  _globals['_NOTIFICATION_DATAENTRY']._serialized_options = b'8\001'
+  _globals['_NOTIFICATIONCHANNEL']._serialized_start=729
+  _globals['_NOTIFICATIONCHANNEL']._serialized_end=887
   _globals['_NOTIFICATION']._serialized_start=93
-  _globals['_NOTIFICATION']._serialized_end=329
+  _globals['_NOTIFICATION']._serialized_end=496
+  _globals['_NOTIFICATION_DATAENTRY']._serialized_start=453
+  _globals['_NOTIFICATION_DATAENTRY']._serialized_end=496
+  _globals['_PREFERENCES']._serialized_start=499
+  _globals['_PREFERENCES']._serialized_end=726
 # @@protoc_insertion_point(module_scope)

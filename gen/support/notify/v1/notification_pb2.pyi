@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -39,9 +41,29 @@ Global___NotificationChannel: _TypeAlias = NotificationChannel  # noqa: Y015
 
 @_typing.final
 class Notification(_message.Message):
-    """A message for one person, kept in their inbox until read."""
+    """A message for one person (or for everyone holding a role), kept in their inbox until read."""
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -52,8 +74,12 @@ class Notification(_message.Message):
     TICKET_ID_FIELD_NUMBER: _builtins.int
     SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    READ_TIME_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    SECURITY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     user_id: _builtins.str
+    """The person, or an audience such as "role:supervisor"."""
     channel: Global___NotificationChannel.ValueType
     kind: _builtins.str
     """Stable kind, e.g. "ticket.received"; clients localise on it."""
@@ -62,8 +88,18 @@ class Notification(_message.Message):
     ticket_id: _builtins.str
     source_event_id: _builtins.str
     """ce-id of the event this notification answers."""
+    security: _builtins.bool
+    """Security alerts ignore quiet hours and go out on every channel."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def read_time(self) -> _timestamp_pb2.Timestamp:
+        """Set once the reader marked it read (per reader for an audience)."""
+
+    @_builtins.property
+    def data(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Kind-specific facts for clients, e.g. {"offer_id": ..., "expire_time": ...}."""
+
     def __init__(
         self,
         *,
@@ -76,11 +112,64 @@ class Notification(_message.Message):
         ticket_id: _builtins.str = ...,
         source_event_id: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        read_time: _timestamp_pb2.Timestamp | None = ...,
+        data: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        security: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "read_time", b"read_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "channel", b"channel", "create_time", b"create_time", "id", b"id", "kind", b"kind", "source_event_id", b"source_event_id", "ticket_id", b"ticket_id", "title", b"title", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "channel", b"channel", "create_time", b"create_time", "data", b"data", "id", b"id", "kind", b"kind", "read_time", b"read_time", "security", b"security", "source_event_id", b"source_event_id", "ticket_id", b"ticket_id", "title", b"title", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Notification: _TypeAlias = Notification  # noqa: Y015
+
+@_typing.final
+class Preferences(_message.Message):
+    """What a person wants to receive, and how."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    QUIET_START_FIELD_NUMBER: _builtins.int
+    QUIET_END_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    locale: _builtins.str
+    """"zh-CN" or "en"; templates fall back to English."""
+    email: _builtins.str
+    """Where email goes; empty: no email."""
+    quiet_start: _builtins.str
+    """"22:00" and "07:30" in time_zone; both empty: no quiet hours. Email waits until they end."""
+    quiet_end: _builtins.str
+    time_zone: _builtins.str
+    """IANA zone, e.g. "Asia/Shanghai"."""
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___NotificationChannel.ValueType]:
+        """Channels wanted for ordinary notifications; security alerts use every channel the person has."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        locale: _builtins.str = ...,
+        email: _builtins.str = ...,
+        channels: _abc.Iterable[Global___NotificationChannel.ValueType] | None = ...,
+        quiet_start: _builtins.str = ...,
+        quiet_end: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "email", b"email", "locale", b"locale", "quiet_end", b"quiet_end", "quiet_start", b"quiet_start", "time_zone", b"time_zone", "update_time", b"update_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Preferences: _TypeAlias = Preferences  # noqa: Y015

@@ -23,19 +23,72 @@ _sym_db = _symbol_database.Default()
 
 
 from support.notify.v1 import notification_pb2 as support_dot_notify_dot_v1_dot_notification__pb2
+from support.notify.v1 import webhook_pb2 as support_dot_notify_dot_v1_dot_webhook__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&support/notify/v1/notify_service.proto\x12\x11support.notify.v1\x1a$support/notify/v1/notification.proto\"R\n\x18ListNotificationsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x19ListNotificationsResponse\x12\x36\n\rnotifications\x18\x01 \x03(\x0b\x32\x1f.support.notify.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x7f\n\rNotifyService\x12n\n\x11ListNotifications\x12+.support.notify.v1.ListNotificationsRequest\x1a,.support.notify.v1.ListNotificationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&support/notify/v1/notify_service.proto\x12\x11support.notify.v1\x1a$support/notify/v1/notification.proto\x1a\x1fsupport/notify/v1/webhook.proto\"z\n\x18ListNotificationsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x11\n\taudiences\x18\x04 \x03(\t\x12\x13\n\x0bunread_only\x18\x05 \x01(\x08\"\x82\x01\n\x19ListNotificationsResponse\x12\x36\n\rnotifications\x18\x01 \x03(\x0b\x32\x1f.support.notify.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x14\n\x0cunread_count\x18\x03 \x01(\x05\"a\n\x1aReplayNotificationsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\taudiences\x18\x02 \x03(\t\x12\x10\n\x08\x61\x66ter_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"U\n\x1bReplayNotificationsResponse\x12\x36\n\rnotifications\x18\x01 \x03(\x0b\x32\x1f.support.notify.v1.Notification\"i\n\x1cMarkNotificationsReadRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\taudiences\x18\x02 \x03(\t\x12\x18\n\x10notification_ids\x18\x03 \x03(\t\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\"5\n\x1dMarkNotificationsReadResponse\x12\x14\n\x0cmarked_count\x18\x01 \x01(\x05\"(\n\x15GetPreferencesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"M\n\x16GetPreferencesResponse\x12\x33\n\x0bpreferences\x18\x01 \x01(\x0b\x32\x1e.support.notify.v1.Preferences\"O\n\x18UpdatePreferencesRequest\x12\x33\n\x0bpreferences\x18\x01 \x01(\x0b\x32\x1e.support.notify.v1.Preferences\"P\n\x19UpdatePreferencesResponse\x12\x33\n\x0bpreferences\x18\x01 \x01(\x0b\x32\x1e.support.notify.v1.Preferences\">\n\x12\x44isownAlertRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0fnotification_id\x18\x02 \x01(\t\"n\n\x13\x44isownAlertResponse\x12\x35\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1f.support.notify.v1.Notification\x12\x10\n\x08\x61lert_id\x18\x02 \x01(\t\x12\x0e\n\x06locale\x18\x03 \x01(\t\"h\n\x1c\x43reateWebhookEndpointRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x34\n\x08\x65ndpoint\x18\x02 \x01(\x0b\x32\".support.notify.v1.WebhookEndpoint\"f\n\x1d\x43reateWebhookEndpointResponse\x12\x34\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\".support.notify.v1.WebhookEndpoint\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"D\n\x1bListWebhookEndpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"n\n\x1cListWebhookEndpointsResponse\x12\x35\n\tendpoints\x18\x01 \x03(\x0b\x32\".support.notify.v1.WebhookEndpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x19GetWebhookEndpointRequest\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\"R\n\x1aGetWebhookEndpointResponse\x12\x34\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\".support.notify.v1.WebhookEndpoint\"n\n\x1cUpdateWebhookEndpointRequest\x12\x34\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\".support.notify.v1.WebhookEndpoint\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"U\n\x1dUpdateWebhookEndpointResponse\x12\x34\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\".support.notify.v1.WebhookEndpoint\"3\n\x1c\x44\x65leteWebhookEndpointRequest\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\"\x1f\n\x1d\x44\x65leteWebhookEndpointResponse\"\xbb\x01\n\x15ListDeliveriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.support.notify.v1.DeliveryStatus\x12\x33\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\".support.notify.v1.DeliveryChannel\x12\x13\n\x0b\x65ndpoint_id\x18\x05 \x01(\t\"b\n\x16ListDeliveriesResponse\x12/\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1b.support.notify.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x12GetDeliveryRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\"D\n\x13GetDeliveryResponse\x12-\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1b.support.notify.v1.Delivery\",\n\x15ReplayDeliveryRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\"G\n\x16ReplayDeliveryResponse\x12-\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1b.support.notify.v1.Delivery2\xb2\x0c\n\rNotifyService\x12n\n\x11ListNotifications\x12+.support.notify.v1.ListNotificationsRequest\x1a,.support.notify.v1.ListNotificationsResponse\x12t\n\x13ReplayNotifications\x12-.support.notify.v1.ReplayNotificationsRequest\x1a..support.notify.v1.ReplayNotificationsResponse\x12z\n\x15MarkNotificationsRead\x12/.support.notify.v1.MarkNotificationsReadRequest\x1a\x30.support.notify.v1.MarkNotificationsReadResponse\x12\x65\n\x0eGetPreferences\x12(.support.notify.v1.GetPreferencesRequest\x1a).support.notify.v1.GetPreferencesResponse\x12n\n\x11UpdatePreferences\x12+.support.notify.v1.UpdatePreferencesRequest\x1a,.support.notify.v1.UpdatePreferencesResponse\x12\\\n\x0b\x44isownAlert\x12%.support.notify.v1.DisownAlertRequest\x1a&.support.notify.v1.DisownAlertResponse\x12z\n\x15\x43reateWebhookEndpoint\x12/.support.notify.v1.CreateWebhookEndpointRequest\x1a\x30.support.notify.v1.CreateWebhookEndpointResponse\x12w\n\x14ListWebhookEndpoints\x12..support.notify.v1.ListWebhookEndpointsRequest\x1a/.support.notify.v1.ListWebhookEndpointsResponse\x12q\n\x12GetWebhookEndpoint\x12,.support.notify.v1.GetWebhookEndpointRequest\x1a-.support.notify.v1.GetWebhookEndpointResponse\x12z\n\x15UpdateWebhookEndpoint\x12/.support.notify.v1.UpdateWebhookEndpointRequest\x1a\x30.support.notify.v1.UpdateWebhookEndpointResponse\x12z\n\x15\x44\x65leteWebhookEndpoint\x12/.support.notify.v1.DeleteWebhookEndpointRequest\x1a\x30.support.notify.v1.DeleteWebhookEndpointResponse\x12\x65\n\x0eListDeliveries\x12(.support.notify.v1.ListDeliveriesRequest\x1a).support.notify.v1.ListDeliveriesResponse\x12\\\n\x0bGetDelivery\x12%.support.notify.v1.GetDeliveryRequest\x1a&.support.notify.v1.GetDeliveryResponse\x12\x65\n\x0eReplayDelivery\x12(.support.notify.v1.ReplayDeliveryRequest\x1a).support.notify.v1.ReplayDeliveryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'support.notify.v1.notify_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=99
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=181
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=183
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=291
-  _globals['_NOTIFYSERVICE']._serialized_start=293
-  _globals['_NOTIFYSERVICE']._serialized_end=420
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=132
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=254
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=257
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=387
+  _globals['_REPLAYNOTIFICATIONSREQUEST']._serialized_start=389
+  _globals['_REPLAYNOTIFICATIONSREQUEST']._serialized_end=486
+  _globals['_REPLAYNOTIFICATIONSRESPONSE']._serialized_start=488
+  _globals['_REPLAYNOTIFICATIONSRESPONSE']._serialized_end=573
+  _globals['_MARKNOTIFICATIONSREADREQUEST']._serialized_start=575
+  _globals['_MARKNOTIFICATIONSREADREQUEST']._serialized_end=680
+  _globals['_MARKNOTIFICATIONSREADRESPONSE']._serialized_start=682
+  _globals['_MARKNOTIFICATIONSREADRESPONSE']._serialized_end=735
+  _globals['_GETPREFERENCESREQUEST']._serialized_start=737
+  _globals['_GETPREFERENCESREQUEST']._serialized_end=777
+  _globals['_GETPREFERENCESRESPONSE']._serialized_start=779
+  _globals['_GETPREFERENCESRESPONSE']._serialized_end=856
+  _globals['_UPDATEPREFERENCESREQUEST']._serialized_start=858
+  _globals['_UPDATEPREFERENCESREQUEST']._serialized_end=937
+  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_start=939
+  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_end=1019
+  _globals['_DISOWNALERTREQUEST']._serialized_start=1021
+  _globals['_DISOWNALERTREQUEST']._serialized_end=1083
+  _globals['_DISOWNALERTRESPONSE']._serialized_start=1085
+  _globals['_DISOWNALERTRESPONSE']._serialized_end=1195
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST']._serialized_start=1197
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST']._serialized_end=1301
+  _globals['_CREATEWEBHOOKENDPOINTRESPONSE']._serialized_start=1303
+  _globals['_CREATEWEBHOOKENDPOINTRESPONSE']._serialized_end=1405
+  _globals['_LISTWEBHOOKENDPOINTSREQUEST']._serialized_start=1407
+  _globals['_LISTWEBHOOKENDPOINTSREQUEST']._serialized_end=1475
+  _globals['_LISTWEBHOOKENDPOINTSRESPONSE']._serialized_start=1477
+  _globals['_LISTWEBHOOKENDPOINTSRESPONSE']._serialized_end=1587
+  _globals['_GETWEBHOOKENDPOINTREQUEST']._serialized_start=1589
+  _globals['_GETWEBHOOKENDPOINTREQUEST']._serialized_end=1637
+  _globals['_GETWEBHOOKENDPOINTRESPONSE']._serialized_start=1639
+  _globals['_GETWEBHOOKENDPOINTRESPONSE']._serialized_end=1721
+  _globals['_UPDATEWEBHOOKENDPOINTREQUEST']._serialized_start=1723
+  _globals['_UPDATEWEBHOOKENDPOINTREQUEST']._serialized_end=1833
+  _globals['_UPDATEWEBHOOKENDPOINTRESPONSE']._serialized_start=1835
+  _globals['_UPDATEWEBHOOKENDPOINTRESPONSE']._serialized_end=1920
+  _globals['_DELETEWEBHOOKENDPOINTREQUEST']._serialized_start=1922
+  _globals['_DELETEWEBHOOKENDPOINTREQUEST']._serialized_end=1973
+  _globals['_DELETEWEBHOOKENDPOINTRESPONSE']._serialized_start=1975
+  _globals['_DELETEWEBHOOKENDPOINTRESPONSE']._serialized_end=2006
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=2009
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=2196
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=2198
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=2296
+  _globals['_GETDELIVERYREQUEST']._serialized_start=2298
+  _globals['_GETDELIVERYREQUEST']._serialized_end=2339
+  _globals['_GETDELIVERYRESPONSE']._serialized_start=2341
+  _globals['_GETDELIVERYRESPONSE']._serialized_end=2409
+  _globals['_REPLAYDELIVERYREQUEST']._serialized_start=2411
+  _globals['_REPLAYDELIVERYREQUEST']._serialized_end=2455
+  _globals['_REPLAYDELIVERYRESPONSE']._serialized_start=2457
+  _globals['_REPLAYDELIVERYRESPONSE']._serialized_end=2528
+  _globals['_NOTIFYSERVICE']._serialized_start=2531
+  _globals['_NOTIFYSERVICE']._serialized_end=4117
 # @@protoc_insertion_point(module_scope)

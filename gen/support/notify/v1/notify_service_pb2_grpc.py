@@ -40,6 +40,71 @@ class NotifyServiceStub:
                 request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsRequest.SerializeToString,
                 response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsResponse.FromString,
                 _registered_method=True)
+        self.ReplayNotifications = channel.unary_unary(
+                '/support.notify.v1.NotifyService/ReplayNotifications',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayNotificationsRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayNotificationsResponse.FromString,
+                _registered_method=True)
+        self.MarkNotificationsRead = channel.unary_unary(
+                '/support.notify.v1.NotifyService/MarkNotificationsRead',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.MarkNotificationsReadRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.MarkNotificationsReadResponse.FromString,
+                _registered_method=True)
+        self.GetPreferences = channel.unary_unary(
+                '/support.notify.v1.NotifyService/GetPreferences',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesResponse.FromString,
+                _registered_method=True)
+        self.UpdatePreferences = channel.unary_unary(
+                '/support.notify.v1.NotifyService/UpdatePreferences',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.UpdatePreferencesRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.UpdatePreferencesResponse.FromString,
+                _registered_method=True)
+        self.DisownAlert = channel.unary_unary(
+                '/support.notify.v1.NotifyService/DisownAlert',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.DisownAlertRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.DisownAlertResponse.FromString,
+                _registered_method=True)
+        self.CreateWebhookEndpoint = channel.unary_unary(
+                '/support.notify.v1.NotifyService/CreateWebhookEndpoint',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.CreateWebhookEndpointRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.CreateWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookEndpoints = channel.unary_unary(
+                '/support.notify.v1.NotifyService/ListWebhookEndpoints',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListWebhookEndpointsRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListWebhookEndpointsResponse.FromString,
+                _registered_method=True)
+        self.GetWebhookEndpoint = channel.unary_unary(
+                '/support.notify.v1.NotifyService/GetWebhookEndpoint',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetWebhookEndpointRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.UpdateWebhookEndpoint = channel.unary_unary(
+                '/support.notify.v1.NotifyService/UpdateWebhookEndpoint',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.UpdateWebhookEndpointRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.UpdateWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhookEndpoint = channel.unary_unary(
+                '/support.notify.v1.NotifyService/DeleteWebhookEndpoint',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.DeleteWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.ListDeliveries = channel.unary_unary(
+                '/support.notify.v1.NotifyService/ListDeliveries',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.GetDelivery = channel.unary_unary(
+                '/support.notify.v1.NotifyService/GetDelivery',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetDeliveryRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetDeliveryResponse.FromString,
+                _registered_method=True)
+        self.ReplayDelivery = channel.unary_unary(
+                '/support.notify.v1.NotifyService/ReplayDelivery',
+                request_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayDeliveryRequest.SerializeToString,
+                response_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayDeliveryResponse.FromString,
+                _registered_method=True)
 
 
 class NotifyServiceServicer:
@@ -47,7 +112,89 @@ class NotifyServiceServicer:
     """
 
     def ListNotifications(self, request, context):
-        """A user's in-app inbox, newest first.
+        """A reader's in-app inbox (their own and their audiences'), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayNotifications(self, request, context):
+        """What a reconnecting stream missed: notifications after a last-seen one, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkNotificationsRead(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPreferences(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePreferences(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisownAlert(self, request, context):
+        """The customer says a security alert was not them: returns the alert so a ticket can be opened for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWebhookEndpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookEndpoints(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWebhookEndpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateWebhookEndpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhookEndpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeliveries(self, request, context):
+        """Webhook and email deliveries, newest first; filter on status for the dead letters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDelivery(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDelivery(self, request, context):
+        """Send a delivery again now (a dead letter, or a delivered one), with a fresh attempt budget.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -60,6 +207,71 @@ def add_NotifyServiceServicer_to_server(servicer, server):
                     servicer.ListNotifications,
                     request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsRequest.FromString,
                     response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsResponse.SerializeToString,
+            ),
+            'ReplayNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayNotifications,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayNotificationsRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayNotificationsResponse.SerializeToString,
+            ),
+            'MarkNotificationsRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkNotificationsRead,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.MarkNotificationsReadRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.MarkNotificationsReadResponse.SerializeToString,
+            ),
+            'GetPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPreferences,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesResponse.SerializeToString,
+            ),
+            'UpdatePreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePreferences,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.UpdatePreferencesRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.UpdatePreferencesResponse.SerializeToString,
+            ),
+            'DisownAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisownAlert,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.DisownAlertRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.DisownAlertResponse.SerializeToString,
+            ),
+            'CreateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhookEndpoint,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.CreateWebhookEndpointRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.CreateWebhookEndpointResponse.SerializeToString,
+            ),
+            'ListWebhookEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookEndpoints,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListWebhookEndpointsRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListWebhookEndpointsResponse.SerializeToString,
+            ),
+            'GetWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhookEndpoint,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetWebhookEndpointRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetWebhookEndpointResponse.SerializeToString,
+            ),
+            'UpdateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWebhookEndpoint,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.UpdateWebhookEndpointRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.UpdateWebhookEndpointResponse.SerializeToString,
+            ),
+            'DeleteWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhookEndpoint,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.DeleteWebhookEndpointRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.DeleteWebhookEndpointResponse.SerializeToString,
+            ),
+            'ListDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveries,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'GetDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDelivery,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetDeliveryRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.GetDeliveryResponse.SerializeToString,
+            ),
+            'ReplayDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDelivery,
+                    request_deserializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayDeliveryRequest.FromString,
+                    response_serializer=support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayDeliveryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +302,357 @@ class NotifyService:
             '/support.notify.v1.NotifyService/ListNotifications',
             support_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsRequest.SerializeToString,
             support_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/ReplayNotifications',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayNotificationsRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkNotificationsRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/MarkNotificationsRead',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.MarkNotificationsReadRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.MarkNotificationsReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/GetPreferences',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/UpdatePreferences',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.UpdatePreferencesRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.UpdatePreferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisownAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/DisownAlert',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.DisownAlertRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.DisownAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/CreateWebhookEndpoint',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.CreateWebhookEndpointRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.CreateWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/ListWebhookEndpoints',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.ListWebhookEndpointsRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.ListWebhookEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/GetWebhookEndpoint',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.GetWebhookEndpointRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.GetWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/UpdateWebhookEndpoint',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.UpdateWebhookEndpointRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.UpdateWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/DeleteWebhookEndpoint',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.DeleteWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/ListDeliveries',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/GetDelivery',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.GetDeliveryRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.GetDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.notify.v1.NotifyService/ReplayDelivery',
+            support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayDeliveryRequest.SerializeToString,
+            support_dot_notify_dot_v1_dot_notify__service__pb2.ReplayDeliveryResponse.FromString,
             options,
             channel_credentials,
             insecure,

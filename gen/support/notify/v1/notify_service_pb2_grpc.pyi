@@ -34,7 +34,24 @@ class NotifyServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> NotifyServiceAsyncStub: ...
     ListNotifications: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.ListNotificationsRequest, _notify_service_pb2.ListNotificationsResponse]
-    """A user's in-app inbox, newest first."""
+    """A reader's in-app inbox (their own and their audiences'), newest first."""
+    ReplayNotifications: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.ReplayNotificationsRequest, _notify_service_pb2.ReplayNotificationsResponse]
+    """What a reconnecting stream missed: notifications after a last-seen one, oldest first."""
+    MarkNotificationsRead: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.MarkNotificationsReadRequest, _notify_service_pb2.MarkNotificationsReadResponse]
+    GetPreferences: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.GetPreferencesRequest, _notify_service_pb2.GetPreferencesResponse]
+    UpdatePreferences: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.UpdatePreferencesRequest, _notify_service_pb2.UpdatePreferencesResponse]
+    DisownAlert: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.DisownAlertRequest, _notify_service_pb2.DisownAlertResponse]
+    """The customer says a security alert was not them: returns the alert so a ticket can be opened for it."""
+    CreateWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.CreateWebhookEndpointRequest, _notify_service_pb2.CreateWebhookEndpointResponse]
+    ListWebhookEndpoints: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.ListWebhookEndpointsRequest, _notify_service_pb2.ListWebhookEndpointsResponse]
+    GetWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.GetWebhookEndpointRequest, _notify_service_pb2.GetWebhookEndpointResponse]
+    UpdateWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.UpdateWebhookEndpointRequest, _notify_service_pb2.UpdateWebhookEndpointResponse]
+    DeleteWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.DeleteWebhookEndpointRequest, _notify_service_pb2.DeleteWebhookEndpointResponse]
+    ListDeliveries: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.ListDeliveriesRequest, _notify_service_pb2.ListDeliveriesResponse]
+    """Webhook and email deliveries, newest first; filter on status for the dead letters."""
+    GetDelivery: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.GetDeliveryRequest, _notify_service_pb2.GetDeliveryResponse]
+    ReplayDelivery: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.ReplayDeliveryRequest, _notify_service_pb2.ReplayDeliveryResponse]
+    """Send a delivery again now (a dead letter, or a delivered one), with a fresh attempt budget."""
 
 @_typing.type_check_only
 class NotifyServiceAsyncStub(NotifyServiceStub):
@@ -42,7 +59,24 @@ class NotifyServiceAsyncStub(NotifyServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListNotifications: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.ListNotificationsRequest, _notify_service_pb2.ListNotificationsResponse]  # type: ignore[assignment]
-    """A user's in-app inbox, newest first."""
+    """A reader's in-app inbox (their own and their audiences'), newest first."""
+    ReplayNotifications: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.ReplayNotificationsRequest, _notify_service_pb2.ReplayNotificationsResponse]  # type: ignore[assignment]
+    """What a reconnecting stream missed: notifications after a last-seen one, oldest first."""
+    MarkNotificationsRead: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.MarkNotificationsReadRequest, _notify_service_pb2.MarkNotificationsReadResponse]  # type: ignore[assignment]
+    GetPreferences: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.GetPreferencesRequest, _notify_service_pb2.GetPreferencesResponse]  # type: ignore[assignment]
+    UpdatePreferences: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.UpdatePreferencesRequest, _notify_service_pb2.UpdatePreferencesResponse]  # type: ignore[assignment]
+    DisownAlert: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.DisownAlertRequest, _notify_service_pb2.DisownAlertResponse]  # type: ignore[assignment]
+    """The customer says a security alert was not them: returns the alert so a ticket can be opened for it."""
+    CreateWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.CreateWebhookEndpointRequest, _notify_service_pb2.CreateWebhookEndpointResponse]  # type: ignore[assignment]
+    ListWebhookEndpoints: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.ListWebhookEndpointsRequest, _notify_service_pb2.ListWebhookEndpointsResponse]  # type: ignore[assignment]
+    GetWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.GetWebhookEndpointRequest, _notify_service_pb2.GetWebhookEndpointResponse]  # type: ignore[assignment]
+    UpdateWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.UpdateWebhookEndpointRequest, _notify_service_pb2.UpdateWebhookEndpointResponse]  # type: ignore[assignment]
+    DeleteWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.DeleteWebhookEndpointRequest, _notify_service_pb2.DeleteWebhookEndpointResponse]  # type: ignore[assignment]
+    ListDeliveries: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.ListDeliveriesRequest, _notify_service_pb2.ListDeliveriesResponse]  # type: ignore[assignment]
+    """Webhook and email deliveries, newest first; filter on status for the dead letters."""
+    GetDelivery: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.GetDeliveryRequest, _notify_service_pb2.GetDeliveryResponse]  # type: ignore[assignment]
+    ReplayDelivery: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.ReplayDeliveryRequest, _notify_service_pb2.ReplayDeliveryResponse]  # type: ignore[assignment]
+    """Send a delivery again now (a dead letter, or a delivered one), with a fresh attempt budget."""
 
 class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
     """Turns events into messages that people and systems receive."""
@@ -53,6 +87,101 @@ class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _notify_service_pb2.ListNotificationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_notify_service_pb2.ListNotificationsResponse, _abc.Awaitable[_notify_service_pb2.ListNotificationsResponse]]:
-        """A user's in-app inbox, newest first."""
+        """A reader's in-app inbox (their own and their audiences'), newest first."""
+
+    @_abc_1.abstractmethod
+    def ReplayNotifications(
+        self,
+        request: _notify_service_pb2.ReplayNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.ReplayNotificationsResponse, _abc.Awaitable[_notify_service_pb2.ReplayNotificationsResponse]]:
+        """What a reconnecting stream missed: notifications after a last-seen one, oldest first."""
+
+    @_abc_1.abstractmethod
+    def MarkNotificationsRead(
+        self,
+        request: _notify_service_pb2.MarkNotificationsReadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.MarkNotificationsReadResponse, _abc.Awaitable[_notify_service_pb2.MarkNotificationsReadResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetPreferences(
+        self,
+        request: _notify_service_pb2.GetPreferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.GetPreferencesResponse, _abc.Awaitable[_notify_service_pb2.GetPreferencesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdatePreferences(
+        self,
+        request: _notify_service_pb2.UpdatePreferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.UpdatePreferencesResponse, _abc.Awaitable[_notify_service_pb2.UpdatePreferencesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DisownAlert(
+        self,
+        request: _notify_service_pb2.DisownAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.DisownAlertResponse, _abc.Awaitable[_notify_service_pb2.DisownAlertResponse]]:
+        """The customer says a security alert was not them: returns the alert so a ticket can be opened for it."""
+
+    @_abc_1.abstractmethod
+    def CreateWebhookEndpoint(
+        self,
+        request: _notify_service_pb2.CreateWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.CreateWebhookEndpointResponse, _abc.Awaitable[_notify_service_pb2.CreateWebhookEndpointResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListWebhookEndpoints(
+        self,
+        request: _notify_service_pb2.ListWebhookEndpointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.ListWebhookEndpointsResponse, _abc.Awaitable[_notify_service_pb2.ListWebhookEndpointsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetWebhookEndpoint(
+        self,
+        request: _notify_service_pb2.GetWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.GetWebhookEndpointResponse, _abc.Awaitable[_notify_service_pb2.GetWebhookEndpointResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateWebhookEndpoint(
+        self,
+        request: _notify_service_pb2.UpdateWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.UpdateWebhookEndpointResponse, _abc.Awaitable[_notify_service_pb2.UpdateWebhookEndpointResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteWebhookEndpoint(
+        self,
+        request: _notify_service_pb2.DeleteWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.DeleteWebhookEndpointResponse, _abc.Awaitable[_notify_service_pb2.DeleteWebhookEndpointResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListDeliveries(
+        self,
+        request: _notify_service_pb2.ListDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.ListDeliveriesResponse, _abc.Awaitable[_notify_service_pb2.ListDeliveriesResponse]]:
+        """Webhook and email deliveries, newest first; filter on status for the dead letters."""
+
+    @_abc_1.abstractmethod
+    def GetDelivery(
+        self,
+        request: _notify_service_pb2.GetDeliveryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.GetDeliveryResponse, _abc.Awaitable[_notify_service_pb2.GetDeliveryResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ReplayDelivery(
+        self,
+        request: _notify_service_pb2.ReplayDeliveryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.ReplayDeliveryResponse, _abc.Awaitable[_notify_service_pb2.ReplayDeliveryResponse]]:
+        """Send a delivery again now (a dead letter, or a delivered one), with a fresh attempt budget."""
 
 def add_NotifyServiceServicer_to_server(servicer: NotifyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -92,7 +92,9 @@ class TicketingServiceServicer:
     """
 
     def CreateTicket(self, request, context):
-        """Opens a ticket. Retrying with the same request_id returns the ticket the first call created.
+        """Opens a ticket. Retrying with the same request_id and content returns the ticket the first call created;
+        other content under it fails FAILED_PRECONDITION idempotency_key_reused, and a retry while the first call
+        is still being served fails FAILED_PRECONDITION idempotency_key_in_flight.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -120,7 +122,8 @@ class TicketingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddMessage(self, request, context):
-        """Adds a message; retrying with the same request_id returns the first message.
+        """Adds a message; retrying with the same request_id and content returns the first message, other content
+        under it fails FAILED_PRECONDITION idempotency_key_reused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

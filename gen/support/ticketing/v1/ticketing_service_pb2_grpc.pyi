@@ -34,7 +34,10 @@ class TicketingServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> TicketingServiceAsyncStub: ...
     CreateTicket: _grpc.UnaryUnaryMultiCallable[_ticketing_service_pb2.CreateTicketRequest, _ticketing_service_pb2.CreateTicketResponse]
-    """Opens a ticket. Retrying with the same request_id returns the ticket the first call created."""
+    """Opens a ticket. Retrying with the same request_id and content returns the ticket the first call created;
+    other content under it fails FAILED_PRECONDITION idempotency_key_reused, and a retry while the first call
+    is still being served fails FAILED_PRECONDITION idempotency_key_in_flight.
+    """
     GetTicket: _grpc.UnaryUnaryMultiCallable[_ticketing_service_pb2.GetTicketRequest, _ticketing_service_pb2.GetTicketResponse]
     ListTickets: _grpc.UnaryUnaryMultiCallable[_ticketing_service_pb2.ListTicketsRequest, _ticketing_service_pb2.ListTicketsResponse]
     """Newest first, filtered."""
@@ -43,7 +46,9 @@ class TicketingServiceStub:
     closed (reopen from resolved within a window).
     """
     AddMessage: _grpc.UnaryUnaryMultiCallable[_ticketing_service_pb2.AddMessageRequest, _ticketing_service_pb2.AddMessageResponse]
-    """Adds a message; retrying with the same request_id returns the first message."""
+    """Adds a message; retrying with the same request_id and content returns the first message, other content
+    under it fails FAILED_PRECONDITION idempotency_key_reused.
+    """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_ticketing_service_pb2.ListMessagesRequest, _ticketing_service_pb2.ListMessagesResponse]
     ListTimeline: _grpc.UnaryUnaryMultiCallable[_ticketing_service_pb2.ListTimelineRequest, _ticketing_service_pb2.ListTimelineResponse]
     RecordCsat: _grpc.UnaryUnaryMultiCallable[_ticketing_service_pb2.RecordCsatRequest, _ticketing_service_pb2.RecordCsatResponse]
@@ -58,7 +63,10 @@ class TicketingServiceAsyncStub(TicketingServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateTicket: _aio.UnaryUnaryMultiCallable[_ticketing_service_pb2.CreateTicketRequest, _ticketing_service_pb2.CreateTicketResponse]  # type: ignore[assignment]
-    """Opens a ticket. Retrying with the same request_id returns the ticket the first call created."""
+    """Opens a ticket. Retrying with the same request_id and content returns the ticket the first call created;
+    other content under it fails FAILED_PRECONDITION idempotency_key_reused, and a retry while the first call
+    is still being served fails FAILED_PRECONDITION idempotency_key_in_flight.
+    """
     GetTicket: _aio.UnaryUnaryMultiCallable[_ticketing_service_pb2.GetTicketRequest, _ticketing_service_pb2.GetTicketResponse]  # type: ignore[assignment]
     ListTickets: _aio.UnaryUnaryMultiCallable[_ticketing_service_pb2.ListTicketsRequest, _ticketing_service_pb2.ListTicketsResponse]  # type: ignore[assignment]
     """Newest first, filtered."""
@@ -67,7 +75,9 @@ class TicketingServiceAsyncStub(TicketingServiceStub):
     closed (reopen from resolved within a window).
     """
     AddMessage: _aio.UnaryUnaryMultiCallable[_ticketing_service_pb2.AddMessageRequest, _ticketing_service_pb2.AddMessageResponse]  # type: ignore[assignment]
-    """Adds a message; retrying with the same request_id returns the first message."""
+    """Adds a message; retrying with the same request_id and content returns the first message, other content
+    under it fails FAILED_PRECONDITION idempotency_key_reused.
+    """
     ListMessages: _aio.UnaryUnaryMultiCallable[_ticketing_service_pb2.ListMessagesRequest, _ticketing_service_pb2.ListMessagesResponse]  # type: ignore[assignment]
     ListTimeline: _aio.UnaryUnaryMultiCallable[_ticketing_service_pb2.ListTimelineRequest, _ticketing_service_pb2.ListTimelineResponse]  # type: ignore[assignment]
     RecordCsat: _aio.UnaryUnaryMultiCallable[_ticketing_service_pb2.RecordCsatRequest, _ticketing_service_pb2.RecordCsatResponse]  # type: ignore[assignment]
@@ -85,7 +95,10 @@ class TicketingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ticketing_service_pb2.CreateTicketRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ticketing_service_pb2.CreateTicketResponse, _abc.Awaitable[_ticketing_service_pb2.CreateTicketResponse]]:
-        """Opens a ticket. Retrying with the same request_id returns the ticket the first call created."""
+        """Opens a ticket. Retrying with the same request_id and content returns the ticket the first call created;
+        other content under it fails FAILED_PRECONDITION idempotency_key_reused, and a retry while the first call
+        is still being served fails FAILED_PRECONDITION idempotency_key_in_flight.
+        """
 
     @_abc_1.abstractmethod
     def GetTicket(
@@ -118,7 +131,9 @@ class TicketingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ticketing_service_pb2.AddMessageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ticketing_service_pb2.AddMessageResponse, _abc.Awaitable[_ticketing_service_pb2.AddMessageResponse]]:
-        """Adds a message; retrying with the same request_id returns the first message."""
+        """Adds a message; retrying with the same request_id and content returns the first message, other content
+        under it fails FAILED_PRECONDITION idempotency_key_reused.
+        """
 
     @_abc_1.abstractmethod
     def ListMessages(

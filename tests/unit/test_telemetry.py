@@ -1,0 +1,67 @@
+"""Tracing configuration: exporters chosen by OTEL_TRACES_EXPORTER, database spans only inside a trace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TextIO
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
+
+from services.kit.telemetry import DatabaseSpansNeedAParent, TracingSettings, UnknownExporter, span_exporters
+
+pytestmark = pytest.mark.unit
+
+
+def test_nothing_is_exported_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    assert span_exporters(TracingSettings(), []) == []
+
+
+def test_otlp_follows_the_standard_protocol_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    [grpc_exporter] = span_exporters(TracingSettings(), [])
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    [http_exporter] = span_exporters(TracingSettings(), [])
+    assert isinstance(grpc_exporter, GrpcSpanExporter)
+    assert isinstance(http_exporter, HttpSpanExporter)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")
+    with pytest.raises(UnknownExporter, match="thrift"):
+        span_exporters(TracingSettings(), [])
+
+
+def test_an_unknown_exporter_is_refused_by_name() -> None:
+    with pytest.raises(UnknownExporter, match="zipkin"):
+        span_exporters(TracingSettings(OTEL_TRACES_EXPORTER="console,zipkin"), [])
+
+
+def test_console_spans_go_to_the_traces_file(tmp_path: Path) -> None:
+    opened: list[TextIO] = []
+    settings = TracingSettings(OTEL_TRACES_EXPORTER="console", SUPPORTDESK_TRACES_FILE=tmp_path / "t" / "spans.json")
+    [exporter] = span_exporters(settings, opened)
+    assert isinstance(exporter, ConsoleSpanExporter)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer(__name__).start_as_current_span("written down"):
+        pass
+    for out in opened:
+        out.close()
+    [line] = (tmp_path / "t" / "spans.json").read_text().splitlines()
+    assert json.loads(line)["name"] == "written down"
+
+
+def test_database_spans_are_dropped_outside_a_trace_and_kept_inside_one() -> None:
+    sampler = DatabaseSpansNeedAParent(ALWAYS_ON)
+    db = {"db.system": "postgresql"}
+    assert sampler.should_sample(None, 1, "SELECT", attributes=db).decision is Decision.DROP
+    assert sampler.should_sample(None, 1, "publish").decision is Decision.RECORD_AND_SAMPLE
+    provider = TracerProvider()
+    with provider.get_tracer(__name__).start_as_current_span("request") as parent:
+        inside = trace.set_span_in_context(parent)
+        assert sampler.should_sample(inside, 1, "SELECT", attributes=db).decision is Decision.RECORD_AND_SAMPLE
