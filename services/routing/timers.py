@@ -183,21 +183,25 @@ class TimerScheduler:
                 """,
                 self._batch_size,
             )
-            fired: list[int] = []
+            fired: list[Timer] = []
             for row in rows:
                 timer = Timer(
                     row["id"], row["kind"], row["key"], row["due_at"], json.loads(row["payload"]), row["attempts"]
                 )
                 with _firing_span(timer, json.loads(row["trace"])):
                     if await self._fire(conn, timer):
-                        fired.append(timer.id)
+                        fired.append(timer)
             if fired:
+                # A handler may re-arm its own timer (a routing step relaxes, the next one is armed): that moved
+                # row is a new firing to come, not this one, so only rows still due when claimed are marked.
                 await conn.execute(
                     """
-                    UPDATE timers SET fired_at = clock_timestamp(), lateness = clock_timestamp() - due_at
-                    WHERE id = ANY($1::bigint[])
+                    UPDATE timers SET fired_at = clock_timestamp(), lateness = clock_timestamp() - timers.due_at
+                    FROM unnest($1::bigint[], $2::timestamptz[]) AS f(id, due_at)
+                    WHERE timers.id = f.id AND timers.due_at = f.due_at
                     """,
-                    fired,
+                    [t.id for t in fired],
+                    [t.due_at for t in fired],
                 )
         return len(rows)
 

@@ -139,3 +139,22 @@ async def test_a_handler_breaking_a_deferred_constraint_is_retried_and_the_other
         await stop(scheduler)
     assert breaks >= 1
     assert await count(pool, "SELECT attempts FROM timers WHERE key = 'breaks' AND fired_at IS NULL") >= 1
+
+
+async def test_a_handler_that_re_arms_its_own_timer_gets_it_fired_again(pool: asyncpg.Pool) -> None:
+    """Step relaxation re-arms the timer that is firing (same kind and key) for the next step; that later
+    firing must happen, not be marked fired along with the current one."""
+
+    async def chain(conn: Connection, timer: Timer) -> None:
+        await record(conn, timer)
+        if await conn.fetchval("SELECT count(*) FROM fired") < 3:
+            await timers.arm(conn, kind="test", key=timer.key, due_at=timer.due_at + timedelta(seconds=0.3))
+
+    await arm_in(pool, "chain", 0.1)
+    scheduler = run(pool, test=chain)
+    try:
+        await eventually(lambda: _all_fired(pool, 3), what="the timer fired three times", timeout=10)
+    finally:
+        await stop(scheduler)
+    assert await count(pool, "SELECT count(*) FROM fired WHERE at < due") == 0
+    assert await count(pool, "SELECT count(*) FROM timers WHERE fired_at < due_at") == 0
