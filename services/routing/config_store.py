@@ -12,6 +12,15 @@ from services.kit.db import Connection
 from services.routing.domain import Queue, RoutingRule, RuleMatch
 from services.routing.store import steps_from_json, steps_to_json
 
+# --- generation ------------------------------------------------------------------------------------------
+
+
+async def generation(conn: Connection) -> uuid.UUID:
+    """The current configuration's generation: a new random value after any change (migration 0007)."""
+    value: uuid.UUID = await conn.fetchval("SELECT generation FROM config_generation")
+    return value
+
+
 # --- rules -----------------------------------------------------------------------------------------------
 
 

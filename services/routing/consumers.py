@@ -10,7 +10,7 @@ import asyncpg
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.streams import TICKETING, ConsumerSpec
 from services.kit.db import Connection
-from services.routing import convert, dispatch, entries, offers, sla, tickets
+from services.routing import config_cache, convert, dispatch, entries, offers, sla, tickets
 from services.routing.timers import Timer, TimerHandler, TimerScheduler
 
 TICKET_EVENTS = ConsumerSpec(TICKETING, "routing-ticket-events", (convert.TICKETING_EVENTS,))
@@ -22,9 +22,10 @@ TIMER_BATCH = 1
 
 async def on_ticket_event(conn: Connection, event: Envelope) -> None:
     """Inside the one inbox transaction: the SLA clocks first (the queue order reads their deadline), then
-    routing itself."""
-    await sla.handle_ticket_event(conn, event)
-    await tickets.handle_ticket_event(conn, event)
+    routing itself, both with the configuration as of this transaction."""
+    config = await config_cache.current(conn)
+    opened = await sla.handle_ticket_event(conn, event, config.sla)
+    await tickets.handle_ticket_event(conn, event, config, opened)
 
 
 async def _recheck_ticket(conn: Connection, timer: Timer) -> None:

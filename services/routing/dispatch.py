@@ -33,9 +33,11 @@ _AGAIN = "/again/"
 _CONTENDED_DELAY = timedelta(milliseconds=50)
 
 
-async def _arm_recheck(conn: Connection, kind: str, key: str, now: datetime) -> None:
+async def _arm_recheck(
+    conn: Connection, kind: str, key: str, now: datetime, also: Sequence[timers.Arming] = ()
+) -> None:
     # Due at once: it cannot fire before this transaction commits, which is the point.
-    await timers.arm(conn, kind=kind, key=key, due_at=now)
+    await timers.arm_all(conn, [*also, timers.Arming(kind, key, now)])
 
 
 def _subject(key: str) -> str:
@@ -54,10 +56,12 @@ async def offer_ticket(
     *,
     queue: Queue | None = None,
     announce: Sequence[Envelope] = (),
+    arm: Sequence[timers.Arming] = (),
 ) -> QueueEntry:
     """Hand the waiting, locked entry to the best eligible agent, if any; the entry as it is now.
 
-    ``announce`` are the caller's events, published with this dispatch's in one outbox write.
+    ``announce`` are the caller's events, published with this dispatch's in one outbox write; ``arm`` the
+    caller's timers, armed with the re-check when no agent is free.
     """
     assert entry.state is EntryState.WAITING
     if queue is None:
@@ -69,8 +73,9 @@ async def offer_ticket(
     )
     if pick.agent_id is None:
         await publish(conn, *announce)
-        await _arm_recheck(conn, RECHECK_TICKET, str(entry.ticket_id), now)
+        await _arm_recheck(conn, RECHECK_TICKET, str(entry.ticket_id), now, also=arm)
         return entry
+    await timers.arm_all(conn, arm)
     return await entries.hand_over(conn, entry, queue, pick.agent_id, now, announce)
 
 

@@ -18,14 +18,22 @@ RELAX = "route.relax"
 OFFER_EXPIRE = "offer.expire"
 
 
-async def arm_relaxation(conn: Connection, entry: QueueEntry) -> None:
-    """Arm the timer for the entry's next step, or cancel it at the last step."""
+def relaxation(entry: QueueEntry) -> timers.Arming | None:
+    """The timer for the entry's next step; None at the last step."""
     upcoming = rules.next_relaxation(entry.steps, entry.step, entry.routed_since)
     if upcoming is None:
+        return None
+    step, due = upcoming
+    return timers.Arming(RELAX, str(entry.ticket_id), due, {"step": step})
+
+
+async def arm_relaxation(conn: Connection, entry: QueueEntry) -> None:
+    """Arm the timer for the entry's next step, or cancel it at the last step."""
+    arming = relaxation(entry)
+    if arming is None:
         await cancel_relaxation(conn, entry.ticket_id)
         return
-    step, due = upcoming
-    await timers.arm(conn, kind=RELAX, key=str(entry.ticket_id), due_at=due, payload={"step": step})
+    await timers.arm_all(conn, [arming])
 
 
 async def cancel_relaxation(conn: Connection, ticket_id: uuid.UUID) -> None:

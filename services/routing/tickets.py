@@ -10,6 +10,7 @@ from services.kit.bus.envelope import Envelope
 from services.kit.db import Connection
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.routing import agent_store, config_store, convert, dispatch, entries, offer_store, rules, sla, store
+from services.routing.config_cache import Config
 from services.routing.domain import EntryState, Presence, QueueEntry, TicketFacts
 from services.routing.events import event, publish
 from services.routing.timers import Timer
@@ -22,11 +23,14 @@ class TicketNotRoutedYet(Exception):
     """A later event of a ticket arrived before its ``created``; retried (redelivered) until that is applied."""
 
 
-async def handle_ticket_event(conn: Connection, envelope: Envelope) -> None:
-    """Apply one of ticketing's events; runs inside the consumer's inbox transaction, after the SLA clocks."""
+async def handle_ticket_event(
+    conn: Connection, envelope: Envelope, config: Config, opened: sla.Opened | None = None
+) -> None:
+    """Apply one of ticketing's events; runs inside the consumer's inbox transaction, after the SLA clocks
+    (``opened``: they started with this event)."""
     now = datetime.now(UTC)
     if envelope.type == convert.TICKET_CREATED:
-        await on_created(conn, convert.created_ticket(envelope.data), now)
+        await on_created(conn, convert.created_ticket(envelope.data), now, config, opened)
     elif envelope.type == convert.TICKET_STATUS_CHANGED:
         await on_status_changed(conn, *convert.status_change(envelope.data), now)
     elif envelope.type == convert.TICKET_PRIORITY_CHANGED:
@@ -34,10 +38,12 @@ async def handle_ticket_event(conn: Connection, envelope: Envelope) -> None:
     # Messages, notes, assignments, CSAT and flags do not move a ticket in routing.
 
 
-async def on_created(conn: Connection, ticket: TicketFacts, now: datetime) -> QueueEntry | None:
+async def on_created(
+    conn: Connection, ticket: TicketFacts, now: datetime, config: Config, opened: sla.Opened | None = None
+) -> QueueEntry | None:
     """Queue a new ticket under its rule, announce it, and offer it at once if an agent fits."""
-    all_rules, queues = await config_store.routing_config(conn)
-    queue, steps, rule = rules.route(all_rules, ticket)
+    queue, steps, rule = rules.route(config.rules, ticket)
+    sla_due = opened.earliest_deadline if opened else await sla.earliest_deadline(conn, ticket.ticket_id)
     entry = QueueEntry(
         ticket_id=ticket.ticket_id,
         queue=queue,
@@ -56,14 +62,17 @@ async def on_created(conn: Connection, ticket: TicketFacts, now: datetime) -> Qu
         customer_tier=ticket.customer_tier,
         ticket_status=ticket.status,
         rule_id=rule.id if rule else None,
-        sla_due_at=await sla.earliest_deadline(conn, ticket.ticket_id),
+        sla_due_at=sla_due,
     )
     if not await store.insert_entry(conn, entry):
         return None  # a redelivery: already routed
     await entries.announce_escalation(conn, entry, -1, now)
-    await entries.arm_relaxation(conn, entry)
+    # A new entry has no relaxation timer to cancel: the next step's (if any) is armed with the dispatch's.
+    relax = entries.relaxation(entry)
     queued = event(convert.TICKET_QUEUED, ticket.ticket_id, convert.ticket_queued(entry))
-    return await dispatch.offer_ticket(conn, entry, now, queue=queues.get(queue), announce=[queued])
+    return await dispatch.offer_ticket(
+        conn, entry, now, queue=config.queues.get(queue), announce=[queued], arm=[relax] if relax else []
+    )
 
 
 async def on_status_changed(conn: Connection, ticket_id: uuid.UUID, status: str, version: int, now: datetime) -> None:

@@ -77,6 +77,11 @@ async def arm_all(conn: Connection, armings: Sequence[Arming]) -> None:
     await conn.executemany(_ARM, [(a.kind, a.key, a.due_at, json.dumps(dict(a.payload)), trace) for a in armings])
 
 
+# Cancels test "still armed" as coalesce(fired_at, cancelled_at) IS NULL, which the partial index timers_due
+# (WHERE fired_at IS NULL AND cancelled_at IS NULL) cannot be proven to cover: spelled like its predicate, a
+# generic plan chose that index and filtered every armed timer to find one key.
+
+
 async def cancel_all(conn: Connection, kind_keys: Sequence[tuple[str, str]]) -> None:
     """Cancel whichever of these timers are armed, in one statement."""
     if not kind_keys:
@@ -85,7 +90,7 @@ async def cancel_all(conn: Connection, kind_keys: Sequence[tuple[str, str]]) -> 
         """
         UPDATE timers SET cancelled_at = now()
         FROM unnest($1::text[], $2::text[]) AS c(kind, key)
-        WHERE timers.kind = c.kind AND timers.key = c.key AND fired_at IS NULL AND cancelled_at IS NULL
+        WHERE timers.kind = c.kind AND timers.key = c.key AND coalesce(fired_at, cancelled_at) IS NULL
         """,
         [k for k, _ in kind_keys],
         [key for _, key in kind_keys],
@@ -97,25 +102,12 @@ async def cancel(conn: Connection, *, kind: str, key: str) -> bool:
     status = await conn.execute(
         """
         UPDATE timers SET cancelled_at = now()
-        WHERE kind = $1 AND key = $2 AND fired_at IS NULL AND cancelled_at IS NULL
+        WHERE kind = $1 AND key = $2 AND coalesce(fired_at, cancelled_at) IS NULL
         """,
         kind,
         key,
     )
     return status != "UPDATE 0"
-
-
-async def cancel_prefix(conn: Connection, *, kind: str, key_prefix: str) -> int:
-    """Cancel every armed timer of ``kind`` whose key starts with ``key_prefix`` (e.g. all of one ticket's)."""
-    status = await conn.execute(
-        """
-        UPDATE timers SET cancelled_at = now()
-        WHERE kind = $1 AND starts_with(key, $2) AND fired_at IS NULL AND cancelled_at IS NULL
-        """,
-        kind,
-        key_prefix,
-    )
-    return int(status.split()[-1])
 
 
 def _firing_span(timer: Timer, armed_in: Mapping[str, str]) -> AbstractContextManager[trace.Span]:

@@ -19,7 +19,7 @@ from support.routing.v1 import routing_service_pb2 as pb
 from support.routing.v1 import routing_service_pb2_grpc as pb_grpc
 
 from services.kit.grpc_server import GrpcServer
-from services.routing import tickets
+from services.routing import config_cache, tickets
 from services.routing.api import SERVICE_NAME, RoutingApi
 from services.routing.domain import TicketFacts
 from services.routing.service import RoutingService
@@ -46,7 +46,7 @@ class Api:
             created_at=datetime.now(UTC),
         )
         async with self.pool.acquire() as conn, conn.transaction():
-            await tickets.on_created(conn, facts, datetime.now(UTC))
+            await tickets.on_created(conn, facts, datetime.now(UTC), await config_cache.current(conn))
         return facts.ticket_id
 
 

@@ -21,6 +21,7 @@ from support.ticketing.v1 import ticket_pb2
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.outbox import OutboxRelay
 from services.kit.proto_enums import timestamp, to_proto
+from services.routing import config_cache
 from services.routing.sla import TIMER_HANDLERS, earliest_deadline, handle_ticket_event
 from services.routing.sla import service as sla_service
 from services.routing.sla.domain import Escalation, Metric, PolicyMatch, PolicySpec
@@ -112,7 +113,7 @@ async def deliver(pool: asyncpg.Pool, *events: Envelope) -> None:
     """Each event in its own transaction, as routing's consumer applies it."""
     for event in events:
         async with pool.acquire() as conn, conn.transaction():
-            await handle_ticket_event(conn, event)
+            await handle_ticket_event(conn, event, (await config_cache.current(conn)).sla)
 
 
 async def db_now(pool: asyncpg.Pool) -> datetime:

@@ -19,6 +19,7 @@ import importlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,7 +34,17 @@ from services.routing import timers
 from services.routing.queue_order import set_sla_due
 from services.routing.sla import convert, domain, store
 from services.routing.sla.calendar import BusinessHours, Calendar, CalendarSpec, check_calendar, time_bases
-from services.routing.sla.domain import Clock, Fact, Metric, OtherChange, Policy, PolicySpec, Rules, TicketOpened
+from services.routing.sla.domain import (
+    Clock,
+    ClockState,
+    Fact,
+    Metric,
+    OtherChange,
+    Policy,
+    PolicySpec,
+    Rules,
+    TicketOpened,
+)
 from services.routing.sla.domain import TicketSla as TicketState
 from services.routing.timers import Timer, TimerHandler
 
@@ -58,22 +69,30 @@ class TicketBusy(Exception):
 # --- ticket events -------------------------------------------------------------------------------------
 
 
-async def handle_ticket_event(conn: Connection, event: Envelope) -> None:
-    """Apply one ticketing event to the ticket's clocks, inside the caller's (inbox) transaction."""
+@dataclass(frozen=True)
+class Opened:
+    """The ticket's clocks started with this event: their earliest deadline, known without asking the database."""
+
+    earliest_deadline: datetime | None
+
+
+async def handle_ticket_event(conn: Connection, event: Envelope, rules: Rules) -> Opened | None:
+    """Apply one ticketing event to the ticket's clocks, inside the caller's (inbox) transaction; ``Opened``
+    when it started them."""
     if not event.type.startswith(convert.TICKET_EVENT_PREFIX):
-        return
+        return None
     try:
         fact = convert.fact(event)
     except convert.UnreadableEvent as exc:
         log.warning("sla ignores an unreadable ticket event", extra={"event_id": event.id, "error": str(exc)})
-        return
+        return None
     if fact is None:
-        return
+        return None
     ticket_id = fact.ticket_id
     await store.lock_ticket(conn, ticket_id)
-    ticket = await store.get_ticket(conn, ticket_id)
+    ticket, has_buffered = await store.ticket_and_backlog(conn, ticket_id)
     if ticket is not None and fact.version <= ticket.version:
-        return  # duplicate or stale
+        return None  # duplicate or stale
     in_order = (ticket is None and isinstance(fact, TicketOpened)) or (
         ticket is not None and fact.version == ticket.version + 1
     )
@@ -82,13 +101,17 @@ async def handle_ticket_event(conn: Connection, event: Envelope) -> None:
         # Armed once per gap: later arrivals must not keep pushing the wait back.
         if buffered and ticket is not None and await store.buffered_count(conn, ticket_id) == 1:
             await _wait_for_gap(conn, ticket_id)
-        return
-    ticket = await _apply(conn, ticket, fact)
-    waiting = await _drain(conn, ticket, skip_gaps=False)
-    if waiting:
-        await _wait_for_gap(conn, ticket_id)  # progress was made; the next gap gets its own wait
-    elif waiting is not None:
-        await timers.cancel(conn, kind=GAP_TIMER, key=str(ticket_id))
+        return None
+    opened = ticket is None
+    ticket, deadline = await _apply(conn, ticket, fact, rules)
+    if has_buffered:
+        waiting = await _drain(conn, ticket, rules, skip_gaps=False)
+        if waiting:
+            await _wait_for_gap(conn, ticket_id)  # progress was made; the next gap gets its own wait
+        elif waiting is not None:
+            await timers.cancel(conn, kind=GAP_TIMER, key=str(ticket_id))
+        return None  # later events moved the clocks too: the deadline is the database's
+    return Opened(deadline) if opened else None
 
 
 async def earliest_deadline(conn: Connection, ticket_id: uuid.UUID) -> datetime | None:
@@ -96,28 +119,29 @@ async def earliest_deadline(conn: Connection, ticket_id: uuid.UUID) -> datetime 
     return await store.earliest_deadline(conn, ticket_id)
 
 
-async def _apply(conn: Connection, ticket: TicketState | None, fact: Fact) -> TicketState:
+async def _apply(
+    conn: Connection, ticket: TicketState | None, fact: Fact, rules: Rules
+) -> tuple[TicketState, datetime | None]:
+    """Apply the fact; for a ticket that opens, also the earliest deadline of the clocks it started."""
     if ticket is not None and isinstance(fact, OtherChange | TicketOpened):
         ticket = dataclasses.replace(ticket, version=fact.version)
         await store.save_ticket(conn, ticket)
-        return ticket
-    current = {} if ticket is None else await store.latest_clocks(conn, fact.ticket_id)
-    rules = await _rules(conn, current.values())
+        return ticket, None
     if ticket is None:
         assert isinstance(fact, TicketOpened)
         outcome = domain.open_ticket(fact, queue_for(fact.category), rules)
     else:
-        outcome = domain.apply(ticket, current, fact, rules)
+        outcome = domain.apply(ticket, await store.latest_clocks(conn, fact.ticket_id), fact, rules)
     await store.save_ticket(conn, outcome.ticket)
-    await _save(conn, outcome.changed.values(), rules)
+    deadline = await _save(conn, outcome.changed.values(), rules, queued=ticket is not None)
     events = [convert.breached_event(c) for c in outcome.breached]
     events += [convert.fulfilled_event(c) for c in outcome.fulfilled]
     if events:
         await add_to_outbox(conn, events)
-    return outcome.ticket
+    return outcome.ticket, deadline
 
 
-async def _drain(conn: Connection, ticket: TicketState, *, skip_gaps: bool) -> bool | None:
+async def _drain(conn: Connection, ticket: TicketState, rules: Rules, *, skip_gaps: bool) -> bool | None:
     """Apply buffered events that now follow in order (all of them, in version order, when ``skip_gaps``).
 
     None if nothing was buffered, else whether some events still wait behind a missing version.
@@ -134,7 +158,7 @@ async def _drain(conn: Connection, ticket: TicketState, *, skip_gaps: bool) -> b
             fact = convert.fact(event)
         except convert.UnreadableEvent:
             fact = None
-        ticket = await _apply(conn, ticket, fact or OtherChange(ticket.ticket_id, version, event.time))
+        ticket, _ = await _apply(conn, ticket, fact or OtherChange(ticket.ticket_id, version, event.time), rules)
     await store.drop_buffered(conn, ticket.ticket_id, ticket.version)
     return any(version > ticket.version for version, _ in buffered)
 
@@ -144,18 +168,18 @@ async def _wait_for_gap(conn: Connection, ticket_id: uuid.UUID) -> None:
     await timers.arm(conn, kind=GAP_TIMER, key=str(ticket_id), due_at=now + GAP_WAIT, payload={})
 
 
-async def _rules(conn: Connection, clocks: Iterable[Clock]) -> Rules:
+async def load_rules(conn: Connection) -> Rules:
+    """Policies and every calendar's time base, read now (the consumer has them cached; timers are rare)."""
     policies = await store.all_policies(conn)
-    calendar_ids = {p.spec.calendar_id for p in policies} | {c.calendar_id for c in clocks}
-    calendars = await store.calendars_by_id(conn, (i for i in calendar_ids if i is not None))
-    return Rules(policies=policies, time_bases=time_bases(calendars))
+    return Rules(policies=policies, time_bases=time_bases(await store.all_calendars(conn)))
 
 
-async def _save(conn: Connection, clocks: Iterable[Clock], rules: Rules) -> None:
-    """Store changed clocks, move their timers, and tell the queue the ticket's earliest running deadline."""
+async def _save(conn: Connection, clocks: Iterable[Clock], rules: Rules, *, queued: bool) -> datetime | None:
+    """Store changed clocks and move their timers. ``queued``: the ticket is in routing's queue, which is told
+    its earliest running deadline; else (it opens now, routing queues it next) that deadline is returned."""
     changed = list(clocks)
     if not changed:
-        return
+        return None
     await store.save_clocks(conn, changed)
     armings: list[timers.Arming] = []
     cancels: list[tuple[str, str]] = []
@@ -164,8 +188,12 @@ async def _save(conn: Connection, clocks: Iterable[Clock], rules: Rules) -> None
     # Two round trips for every timer of every changed clock.
     await timers.arm_all(conn, armings)
     await timers.cancel_all(conn, cancels)
+    if not queued:
+        # Every clock of a ticket that opens is in ``changed``.
+        return min((c.deadline for c in changed if c.state is ClockState.RUNNING), default=None)
     ticket_id = changed[0].ticket_id
     await set_sla_due(conn, ticket_id, await store.earliest_deadline(conn, ticket_id))
+    return None
 
 
 def _sync_timers(clock: Clock, rules: Rules, armings: list[timers.Arming], cancels: list[tuple[str, str]]) -> None:
@@ -186,7 +214,7 @@ def _sync_timers(clock: Clock, rules: Rules, armings: list[timers.Arming], cance
 
 
 def breach_key(ticket_id: uuid.UUID, metric: Metric, cycle: int) -> str:
-    # Every key starts with the ticket id: cancel_prefix(f"{ticket_id}:") reaches all of a ticket's timers.
+    # Every key starts with the ticket id, so one ticket's timers sort together.
     return f"{ticket_id}:{metric.value}:{cycle}"
 
 
@@ -249,7 +277,7 @@ async def on_gap(conn: Connection, timer: Timer) -> None:
     if ticket is None:
         return  # ticket.created itself is missing: nothing can be applied before it
     log.warning("sla applies ticket events past a missing version", extra={"ticket_id": str(ticket_id)})
-    await _drain(conn, ticket, skip_gaps=True)
+    await _drain(conn, ticket, await load_rules(conn), skip_gaps=True)
 
 
 async def _lock_briefly(conn: Connection, ticket_id: uuid.UUID) -> None:

@@ -54,8 +54,25 @@ _TICKET_COLUMNS = "ticket_id, applied_version, category, priority, customer_tier
 
 async def get_ticket(conn: Connection, ticket_id: uuid.UUID) -> TicketSla | None:
     row = await conn.fetchrow(f"SELECT {_TICKET_COLUMNS} FROM sla_tickets WHERE ticket_id = $1", ticket_id)
-    if row is None:
-        return None
+    return _ticket(row) if row else None
+
+
+async def ticket_and_backlog(conn: Connection, ticket_id: uuid.UUID) -> tuple[TicketSla | None, bool]:
+    """The ticket's SLA state and whether events of it wait in the buffer, in one round trip."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT t.*, EXISTS (SELECT 1 FROM sla_event_buffer b WHERE b.ticket_id = $1) AS has_buffered
+        FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+            SELECT {_TICKET_COLUMNS} FROM sla_tickets WHERE ticket_id = $1
+        ) AS t ON true
+        """,
+        ticket_id,
+    )
+    assert row is not None
+    return (_ticket(row) if row["ticket_id"] is not None else None), row["has_buffered"]
+
+
+def _ticket(row: asyncpg.Record) -> TicketSla:
     return TicketSla(
         ticket_id=row["ticket_id"],
         version=row["applied_version"],
@@ -263,8 +280,9 @@ async def save_clocks(conn: Connection, clocks: Iterable[Clock]) -> None:
 
 
 async def earliest_deadline(conn: Connection, ticket_id: uuid.UUID) -> datetime | None:
+    # FILTER, not WHERE: the partial index sla_clocks_running must not be chosen to find one ticket's clocks.
     deadline: datetime | None = await conn.fetchval(
-        "SELECT min(deadline) FROM sla_clocks WHERE ticket_id = $1 AND state = 'running'", ticket_id
+        "SELECT min(deadline) FILTER (WHERE state = 'running') FROM sla_clocks WHERE ticket_id = $1", ticket_id
     )
     return deadline
 
@@ -303,11 +321,9 @@ def _hours_json(spec: CalendarSpec) -> str:
     )
 
 
-async def calendars_by_id(conn: Connection, ids: Iterable[uuid.UUID]) -> list[Calendar]:
-    wanted = list(set(ids))
-    if not wanted:
-        return []
-    rows = await conn.fetch(f"SELECT {_CALENDAR_COLUMNS} FROM sla_calendars WHERE id = ANY($1::uuid[])", wanted)
+async def all_calendars(conn: Connection) -> list[Calendar]:
+    """Every calendar (they are few: an admin's list)."""
+    rows = await conn.fetch(f"SELECT {_CALENDAR_COLUMNS} FROM sla_calendars")
     return [_calendar(r) for r in rows]
 
 
