@@ -263,17 +263,15 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 f"p50 {lat['p50']:.1f} p95 {lat['p95']:.1f}; {a['assigned']}/{a['created']} assigned",
             )
         )
-        if s["stream_upgrade_status"] == 404:
-            out.append(("ours", "WebSocket /v1/stream delivery latency", "not measured", "no stream endpoint"))
-        else:
-            out.append(
-                (
-                    "ours",
-                    "WebSocket /v1/stream delivery latency",
-                    "not measured",
-                    f"endpoint answers the upgrade with {s['stream_upgrade_status']}; no client here yet",
-                )
+        lat = a["offer_event_to_stream_frame_ms"]
+        out.append(
+            (
+                "ours",
+                "WebSocket /v1/stream: offer event → the agent's frame",
+                f"{lat['p99']:.1f} ms p99",
+                f"p50 {lat['p50']:.1f} p95 {lat['p95']:.1f}; {a['pushed']}/{a['offered']} pushed",
             )
+        )
         logged = s["service_log_warnings"]
         top = ", ".join(f"{n}× {m}" for m, n in list(logged.items())[:2])
         out.append(("ours", "warnings and errors the services logged", f"{sum(logged.values())}", top))

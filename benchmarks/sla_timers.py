@@ -71,7 +71,7 @@ async def child(dsn: str, batch_size: int) -> None:
     from services.routing.timers import TimerScheduler
 
     pool = await create_pool(dsn, schema="routing", application="bench-scheduler", min_size=2, max_size=4)
-    await TimerScheduler(pool, {"bench": _noop}, schema="routing", batch_size=batch_size).run()
+    await TimerScheduler(pool, {"bench": _noop}, batch_size=batch_size).run()
 
 
 # --- the parent ----------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ Phases, each measured on the running stack (the load comes from ``loadgen``):
    agent simulator watches ``support.routing.v1.offer.created`` on NATS and accepts each offer over the API
    with the agent's token. Tickets at half the maximum: create -> offer (the offer event reaches the agent)
    and create -> assignment (the accept answered 200), measured from each request's scheduled start.
-4. The WebSocket stream, if the gateway has one; memory (RSS) of each service process at each stage.
+4. The live stream: every agent of phase 3 holds ``/v1/stream`` open, and each offer's frame is timed from
+   the offer event on NATS (notify's consumer, its outbox and relay, the gateway's push). Memory (RSS) of
+   each service process at each stage.
 
 Phases 1 and 2 create Chinese-language tickets that no agent of phase 3 (English only) can take, so they
 wait in their queue (a realistic backlog) without stealing phase 3's agents.
@@ -35,6 +37,7 @@ import psutil  # type: ignore[import-untyped]
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
 from support.routing.v1 import events_pb2 as routing_events
+from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks.common import HOST, latency_ms, log_messages, supportdesk_up
 from benchmarks.gateway_api import post_factory
@@ -138,6 +141,7 @@ class AgentSimulator:
     def __init__(self, stack: Stack, tokens: dict[str, str]) -> None:
         self.stack, self.tokens = stack, tokens
         self.offered: dict[str, float] = {}
+        self.pushed: dict[str, float] = {}
         self.assigned: dict[str, float] = {}
         self.offers = 0
         self.accept_errors: dict[int, int] = {}
@@ -148,14 +152,35 @@ class AgentSimulator:
     async def running(self) -> Any:
         for _ in range(16):
             self._idle.put_nowait(await Connection.open(HOST, self.stack.port))
-        subscription = await self.stack.nc.subscribe(OFFER_CREATED, cb=self._on_offer)
-        try:
-            yield self
-        finally:
-            await subscription.unsubscribe()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            while not self._idle.empty():
-                self._idle.get_nowait().close()
+        async with contextlib.AsyncExitStack() as streams:
+            # Each agent's live stream, as the agent's app holds it: the offer arrives there too (via notify).
+            for token in self.tokens.values():
+                ws = await streams.enter_async_context(
+                    connect(f"ws://{HOST}:{self.stack.port}/v1/stream?access_token={token}")
+                )
+                self._start(self._watch_stream(ws))
+            subscription = await self.stack.nc.subscribe(OFFER_CREATED, cb=self._on_offer)
+            try:
+                yield self
+            finally:
+                await subscription.unsubscribe()
+                for task in list(self._tasks):
+                    if task.get_name() == "stream":
+                        task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                while not self._idle.empty():
+                    self._idle.get_nowait().close()
+
+    def _start(self, work: Any, name: str = "stream") -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch_stream(self, ws: ClientConnection) -> None:
+        async for frame in ws:
+            ticket_id = orjson.loads(frame).get("data", {}).get("ticket_id")
+            if ticket_id:
+                self.pushed.setdefault(ticket_id, time.perf_counter())
 
     async def _on_offer(self, msg: Msg) -> None:
         received = time.perf_counter()
@@ -164,9 +189,7 @@ class AgentSimulator:
             return
         self.offers += 1
         self.offered.setdefault(offer.ticket_id, received)
-        task = asyncio.create_task(self._accept(offer.id, offer.ticket_id, self.tokens[offer.agent_id]))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._start(self._accept(offer.id, offer.ticket_id, self.tokens[offer.agent_id]), name="accept")
 
     async def _accept(self, offer_id: str, ticket_id: str, token: str) -> None:
         conn = await self._idle.get()
@@ -236,6 +259,9 @@ async def offers(stack: Stack, customer: str, rate: float, duration_s: float) ->
             await asyncio.sleep(0.05)
     to_offer = [simulator.offered[t] - at for t, at in created.items() if t in simulator.offered]
     to_assigned = [simulator.assigned[t] - at for t, at in created.items() if t in simulator.assigned]
+    pushed = [
+        simulator.pushed[t] - simulator.offered[t] for t in created if t in simulator.pushed and t in simulator.offered
+    ]
     return {
         "rate_per_s": round(rate, 1),
         "agents": len(tokens),
@@ -247,6 +273,8 @@ async def offers(stack: Stack, customer: str, rate: float, duration_s: float) ->
         "accept_errors": simulator.accept_errors,
         "create_to_offer_ms": latency_ms(to_offer),
         "create_to_assignment_ms": latency_ms(to_assigned),
+        "pushed": len(pushed),
+        "offer_event_to_stream_frame_ms": latency_ms(pushed),
         "create_to_offer_stages_ms": await offer_stages(stack, list(created)),
     }
 
@@ -285,24 +313,6 @@ async def offer_stages(stack: Stack, ticket_ids: list[str]) -> dict[str, dict[st
     return {stage: latency_ms([float(r[stage]) for r in rows]) for stage in stages}
 
 
-async def stream_endpoint(stack: Stack, token: str) -> int:
-    """The status a WebSocket upgrade of ``/v1/stream`` gets: 404 when the gateway has no such endpoint."""
-    reader, writer = await asyncio.open_connection(HOST, stack.port)
-    try:
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Connection": "Upgrade",
-            "Upgrade": "websocket",
-            "Sec-WebSocket-Version": "13",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        }
-        writer.write(request_bytes("GET", HOST, "/v1/stream", headers))
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        return int(head[9:12])
-    finally:
-        writer.close()
-
-
 @contextlib.contextmanager
 def _started(data_dir: Path, env: dict[str, str]) -> Iterator[tuple[int, int]]:
     extra = {
@@ -330,8 +340,7 @@ async def run(data_dir: Path, env: dict[str, str], duration_s: float, connection
             peak = float(sat["create"]["rate_per_s"])
             curve = await latency_curve(stack, customer, peak, duration_s)
             with_agents = await offers(stack, customer, peak / 2, duration_s)
-            logged = log_messages(data_dir / "supportdesk-up.log")  # before the probe below, which logs its own
-            stream_status = await stream_endpoint(stack, customer)
+            logged = log_messages(data_dir / "supportdesk-up.log")
             memory[f"end ({await routed_count(stack):,} queued, {with_agents['agents']} agents)"] = service_rss_mb(pid)
         finally:
             await nc.close()
@@ -340,7 +349,6 @@ async def run(data_dir: Path, env: dict[str, str], duration_s: float, connection
         "saturation": sat,
         "latency_by_load": curve,
         "with_agents": with_agents,
-        "stream_upgrade_status": stream_status,
         "memory_rss_mb": memory,
         "service_log_warnings": logged,
     }

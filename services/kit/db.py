@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+from services.kit.wake import WakingConnection
 
 # What stores accept: a plain connection or one borrowed from the pool.
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -37,6 +38,8 @@ async def create_pool(dsn: str, *, schema: str, application: str, min_size: int,
         min_size=min_size,
         max_size=max_size,
         reset=_keep_session,
+        # Commits wake this process's relay and timer scheduler (services.kit.wake).
+        connection_class=WakingConnection,
         # A service sees only its own tables unless it names another schema on purpose.
         server_settings={"search_path": schema, "application_name": application},
         command_timeout=30,
@@ -54,31 +57,3 @@ async def wait_for_wake(wake: asyncio.Event, timeout_s: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(max(timeout_s, 0.0)):
             await wake.wait()
-
-
-async def listen_forever(pool: asyncpg.Pool, channel: str, wake: asyncio.Event, *, retry_s: float) -> None:
-    """Set ``wake`` on every NOTIFY on ``channel``, holding one pooled connection; reconnect when it drops.
-
-    ``wake`` is also set whenever listening (re)starts, since notifications sent meanwhile were missed.
-    """
-
-    def on_notify(*_: Any) -> None:
-        wake.set()
-
-    while True:
-        lost = asyncio.Event()
-        try:
-            async with pool.acquire() as conn:
-                await conn.add_listener(channel, on_notify)
-                conn.add_termination_listener(lambda _, lost=lost: lost.set())
-                wake.set()
-                try:
-                    await lost.wait()
-                finally:
-                    with contextlib.suppress(*DB_UNAVAILABLE_ERRORS):
-                        await conn.remove_listener(channel, on_notify)
-        except DB_UNAVAILABLE_ERRORS as exc:
-            logging.getLogger(__name__).info(
-                "listener lost; waking by the clock until it reconnects", extra={"channel": channel, "error": repr(exc)}
-            )
-        await asyncio.sleep(retry_s)

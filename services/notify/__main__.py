@@ -51,11 +51,10 @@ def _consumers(runtime: Runtime) -> list[tuple[ConsumerSpec, Handler]]:
     return [(spec, handler) for spec in CONSUMERS]
 
 
-def delivery_worker(runtime: Runtime, schema: str, http: httpx.AsyncClient) -> DeliveryWorker:
+def delivery_worker(runtime: Runtime, http: httpx.AsyncClient) -> DeliveryWorker:
     settings = _settings(runtime)
     return DeliveryWorker(
         runtime.pool,
-        schema,
         webhooks=WebhookSender(http, settings.webhook_timeout_s, settings.webhook_allowed_hosts),
         email=EmailSender(settings) if settings.email_enabled else None,
         schedule=settings.retry_schedule,
@@ -70,7 +69,7 @@ def _workers(runtime: Runtime) -> list[Callable[[], Coroutine[Any, Any, None]]]:
     async def deliver() -> None:
         limits = httpx.Limits(max_connections=_settings(runtime).delivery_concurrency)
         async with httpx.AsyncClient(limits=limits, follow_redirects=False) as http:
-            await delivery_worker(runtime, DEFINITION.schema, http).run()
+            await delivery_worker(runtime, http).run()
 
     return [deliver]
 

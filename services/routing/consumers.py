@@ -14,7 +14,6 @@ from services.routing import config_cache, convert, dispatch, entries, offers, s
 from services.routing.timers import Timer, TimerHandler, TimerScheduler
 
 TICKET_EVENTS = ConsumerSpec(TICKETING, "routing-ticket-events", (convert.TICKETING_EVENTS,))
-SCHEMA = "routing"
 # One timer per transaction: a batch's handlers share a transaction, and locks one handler took would be held
 # while the next waits for another row, which is how deadlocks between the scheduler and requests start.
 TIMER_BATCH = 1
@@ -52,4 +51,4 @@ def timer_handlers() -> dict[str, TimerHandler]:
 
 
 def scheduler(pool: asyncpg.Pool) -> TimerScheduler:
-    return TimerScheduler(pool, timer_handlers(), schema=SCHEMA, batch_size=TIMER_BATCH)
+    return TimerScheduler(pool, timer_handlers(), batch_size=TIMER_BATCH)

@@ -10,7 +10,6 @@ their lateness recorded. A handler that fails is retried with back-off; its effe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,8 +23,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind
 
+from services.kit import wake
 from services.kit.bus.envelope import current_trace_headers
-from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, listen_forever, wait_for_wake
+from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection, wait_for_wake
 from services.kit.logging import describe_error
 from services.routing import timer_metrics
 
@@ -75,6 +75,8 @@ async def arm_all(conn: Connection, armings: Sequence[Arming]) -> None:
         return
     trace = json.dumps(current_trace_headers())
     await conn.executemany(_ARM, [(a.kind, a.key, a.due_at, json.dumps(dict(a.payload)), trace) for a in armings])
+    # It may be due before the one the scheduler sleeps for.
+    wake.after_commit(conn, wake.TIMERS)
 
 
 # Cancels test "still armed" as coalesce(fired_at, cancelled_at) IS NULL, which the partial index timers_due
@@ -129,23 +131,19 @@ class TimerScheduler:
         pool: asyncpg.Pool,
         handlers: Mapping[str, TimerHandler],
         *,
-        schema: str,
         batch_size: int = 200,
         max_sleep_s: float = 1.0,
     ) -> None:
         self._pool = pool
         self._handlers = handlers
-        self._channel = f"{schema}_timers"
         self._batch_size = batch_size
         self._max_sleep_s = max_sleep_s
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
-        listener = asyncio.create_task(
-            listen_forever(self._pool, self._channel, self._wake, retry_s=self._max_sleep_s),
-            name=f"{self._channel}-listen",
-        )
-        try:
+        """Fire until cancelled: sleeps until the next due timer, woken early by this process's arming commits
+        (timers armed by other processes wait at most ``max_sleep_s``)."""
+        with wake.TIMERS.subscribed(self._wake):
             while True:
                 self._wake.clear()
                 try:
@@ -157,10 +155,6 @@ class TimerScheduler:
                     log.warning("timer scheduler pass failed", extra={"error": repr(exc)})
                     sleep_s = self._max_sleep_s
                 await wait_for_wake(self._wake, sleep_s)
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
 
     async def fire_due(self) -> int:
         """Fire one batch of due timers; return how many were claimed."""

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from services.kit.bus.envelope import Envelope
-from services.kit.bus.store import OUTBOX_COLUMNS, outbox_values
+from services.kit.bus.store import OUTBOX_COLUMNS, outbox_values, outbox_written
 from services.kit.db import Connection
 from services.ticketing.conversation import Attachment, Message, Visibility
 from services.ticketing.domain import (
@@ -104,6 +104,8 @@ async def insert_announced_ticket(
         fingerprint,
     )
     assert row is not None  # the claim row is always there
+    if row["id"] is not None:
+        outbox_written(conn)
     return bool(row["claimed"]), _ticket(row) if row["id"] is not None else None
 
 

@@ -159,7 +159,6 @@ async def running_notify(database_url: str, js: JetStreamContext, settings: Noti
     http = httpx.AsyncClient()
     worker = DeliveryWorker(
         pool,
-        "notify",
         webhooks=WebhookSender(http, settings.webhook_timeout_s),
         email=EmailSender(settings),
         schedule=settings.retry_schedule,

@@ -146,7 +146,7 @@ async def ticket_timers(pool: asyncpg.Pool, ticket_id: uuid.UUID) -> dict[tuple[
 
 
 def scheduler(pool: asyncpg.Pool) -> asyncio.Task[None]:
-    return asyncio.create_task(TimerScheduler(pool, TIMER_HANDLERS, schema="routing").run())
+    return asyncio.create_task(TimerScheduler(pool, TIMER_HANDLERS).run())
 
 
 async def stop(task: asyncio.Task[None]) -> None:

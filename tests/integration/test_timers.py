@@ -37,7 +37,7 @@ async def arm_in(pool: asyncpg.Pool, key: str, seconds: float, kind: str = "test
 
 
 def run(pool: asyncpg.Pool, **handlers: object) -> asyncio.Task[None]:
-    scheduler = TimerScheduler(pool, handlers or {"test": record}, schema="routing", batch_size=50)  # type: ignore[arg-type]
+    scheduler = TimerScheduler(pool, handlers or {"test": record}, batch_size=50)  # type: ignore[arg-type]
     return asyncio.create_task(scheduler.run())
 
 

@@ -134,7 +134,7 @@ async def test_a_timer_fires_in_a_trace_of_its_own_linked_to_the_one_that_armed_
         with trace.get_tracer(__name__).start_as_current_span("arming request") as arming:
             async with pool.acquire() as conn:
                 await timers.arm(conn, kind="test.kind", key="k-1", due_at=datetime.now(UTC))
-        scheduler = timers.TimerScheduler(pool, {"test.kind": handler}, schema="routing")
+        scheduler = timers.TimerScheduler(pool, {"test.kind": handler})
         assert await scheduler.fire_due() == 1
     finally:
         await pool.close()

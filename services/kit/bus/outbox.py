@@ -7,7 +7,6 @@ A row is published at least once; JetStream drops re-publications inside the dup
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -17,10 +16,10 @@ from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind
 
-from services.kit import metrics
+from services.kit import metrics, wake
 from services.kit.bus import store
 from services.kit.bus.envelope import Envelope, current_trace_headers
-from services.kit.db import Connection, listen_forever, wait_for_wake
+from services.kit.db import Connection, wait_for_wake
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -53,20 +52,15 @@ class OutboxRelay:
         # counted from committed facts, once, off the request path.
         self._on_published = on_published
         self._js = js
-        self._channel = f"{schema}_outbox"
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._publish_timeout_s = publish_timeout_s
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
-        """Relay until cancelled: woken by NOTIFY from committing transactions, polling as a fallback."""
-        listener = asyncio.create_task(
-            listen_forever(self._pool, self._channel, self._wake, retry_s=self._poll_interval_s),
-            name=f"{self._channel}-listen",
-        )
+        """Relay until cancelled: woken by this process's commits that wrote events, polling for the others'."""
         failures = 0
-        try:
+        with wake.OUTBOX.subscribed(self._wake):
             while True:
                 self._wake.clear()
                 try:
@@ -82,10 +76,6 @@ class OutboxRelay:
                 if result.published == self._batch_size:
                     continue  # more is waiting
                 await wait_for_wake(self._wake, self._poll_interval_s)
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
 
     async def relay_once(self) -> RelayPass:
         """Publish one batch, pipelined, and mark what JetStream acknowledged."""

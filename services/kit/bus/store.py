@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.kit import wake
 from services.kit.bus.envelope import Envelope
 from services.kit.db import Connection
 
 # For stores that write a row and its event in one statement: INSERT INTO outbox (OUTBOX_COLUMNS) with the
-# values of ``outbox_values`` (seven parameters, the last cast to jsonb).
+# values of ``outbox_values`` (seven parameters, the last cast to jsonb), then ``outbox_written(conn)``.
 OUTBOX_COLUMNS = "event_id, event_type, source, subject, event_time, payload, trace"
 
 
@@ -26,6 +27,12 @@ async def add_to_outbox(conn: Connection, events: Sequence[Envelope]) -> None:
         f"INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
         [outbox_values(e) for e in events],
     )
+    outbox_written(conn)
+
+
+def outbox_written(conn: Connection) -> None:
+    """The caller's transaction wrote outbox rows: wake this process's relay when it commits."""
+    wake.after_commit(conn, wake.OUTBOX)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from services.kit import wake
 from services.kit.db import Connection
 from services.notify.deliveries.model import (
     Attempt,
@@ -18,6 +19,9 @@ from services.notify.deliveries.model import (
     NewDelivery,
     Outcome,
 )
+
+# Deliveries written or replayed by this process wake its workers when the transaction commits.
+DELIVERIES_DUE = wake.WakeSignal("deliveries")
 
 _ENDPOINT = "id, subscriber, url, secret, event_types, enabled, description, version, created_at, updated_at"
 _DELIVERY = (
@@ -124,6 +128,7 @@ async def add_deliveries(conn: Connection, items: Sequence[NewDelivery]) -> None
             for d in items
         ],
     )
+    wake.after_commit(conn, DELIVERIES_DUE)
 
 
 async def claim_due(
@@ -240,7 +245,7 @@ async def delivery(conn: Connection, delivery_id: uuid.UUID) -> Delivery | None:
 
 async def replay(conn: Connection, delivery_id: uuid.UUID, at: datetime) -> bool:
     """Due again now with a fresh attempt budget; False if missing or an attempt is under way."""
-    return bool(
+    replayed = bool(
         await conn.fetchval(
             """
             UPDATE deliveries SET status = 'pending', next_attempt_at = $2, attempts_before_replay = attempts,
@@ -252,6 +257,9 @@ async def replay(conn: Connection, delivery_id: uuid.UUID, at: datetime) -> bool
             at,
         )
     )
+    if replayed:
+        wake.after_commit(conn, DELIVERIES_DUE)
+    return replayed
 
 
 def _endpoint(row: asyncpg.Record) -> Endpoint:

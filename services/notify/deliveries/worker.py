@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from services.kit.db import DB_UNAVAILABLE_ERRORS, listen_forever
+from services.kit.db import DB_UNAVAILABLE_ERRORS
 from services.notify.deliveries import store
 from services.notify.deliveries.model import Delivery, DeliveryChannel, Outcome
 from services.notify.deliveries.senders import EmailSender, WebhookSender
@@ -28,7 +28,6 @@ class DeliveryWorker:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        schema: str,
         *,
         webhooks: WebhookSender,
         email: EmailSender | None,
@@ -39,7 +38,6 @@ class DeliveryWorker:
         poll_interval_s: float,
     ) -> None:
         self._pool = pool
-        self._channel = f"{schema}_deliveries"
         self._webhooks = webhooks
         self._email = email
         self._schedule = schedule
@@ -56,33 +54,32 @@ class DeliveryWorker:
         self._slot_freed = asyncio.Event()
 
     async def run(self) -> None:
-        listener = asyncio.create_task(
-            listen_forever(self._pool, self._channel, self._wake, retry_s=self._poll_interval_s),
-            name=f"{self._channel}-listen",
-        )
         try:
-            while True:
-                self._wake.clear()
-                try:
-                    claimed = await self.claim_and_start()
-                except DB_UNAVAILABLE_ERRORS as exc:
-                    log.warning("delivery claim failed", extra={"error": repr(exc)})
-                    claimed = 0
-                if claimed:
-                    continue
-                waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._slot_freed.wait())]
-                try:
-                    # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a cancellation that races a wake-up.
-                    await asyncio.wait(waits, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for waiter in waits:
-                        waiter.cancel()
-                self._slot_freed.clear()
+            with store.DELIVERIES_DUE.subscribed(self._wake):
+                await self._claim_forever()
         finally:
-            listener.cancel()
             for task in list(self._tasks):
                 task.cancel()
-            await asyncio.gather(listener, *self._tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _claim_forever(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self.claim_and_start()
+            except DB_UNAVAILABLE_ERRORS as exc:
+                log.warning("delivery claim failed", extra={"error": repr(exc)})
+                claimed = 0
+            if claimed:
+                continue
+            waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._slot_freed.wait())]
+            try:
+                # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a cancellation that races a wake-up.
+                await asyncio.wait(waits, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+            self._slot_freed.clear()
 
     async def claim_and_start(self) -> int:
         """Claim what is due and free to run, start an attempt for each; returns how many started."""
