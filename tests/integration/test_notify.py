@@ -14,15 +14,18 @@ from nats.js import JetStreamContext
 from support.ticketing.v1 import ticket_pb2
 
 from services.kit.bus.envelope import MSG_ID_HEADER
+from services.kit.bus.outbox import OutboxRelay
 from services.kit.errors import FailedPrecondition
 from services.notify.__main__ import CONSUMERS
 from services.notify.deliveries.admin import DeliveryAdmin
 from services.notify.deliveries.model import DeliveryChannel, DeliveryStatus, Endpoint
+from services.notify.deliveries.store import claim_due
 from services.notify.delivery_rules import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from services.notify.domain import SUPERVISORS, Channel, Preferences
 from services.notify.inbox import Inbox
+from services.notify.service import EventHandler
 from tests.integration import notify_events as ev
-from tests.integration.bus_fixtures import stream_messages
+from tests.integration.bus_fixtures import migrated_pool, stream_messages
 from tests.integration.notify_fixtures import (
     Mailbox,
     Notify,
@@ -331,3 +334,29 @@ async def test_each_in_app_push_is_recorded_once_as_a_delivery(notify: Notify, j
         assert refused.value.code == "delivery_not_replayable"
     webhooks, _ = await admin.deliveries(0, "", status=None, channel=DeliveryChannel.WEBHOOK, endpoint_id="")
     assert webhooks == []
+
+
+async def test_an_in_app_push_is_delivered_when_the_relay_publishes_it(
+    fresh_database_url: str, js: JetStreamContext
+) -> None:
+    pool = await migrated_pool(fresh_database_url, "notify", "services.notify")
+    try:
+        event = ev.ticket_created(str(uuid.uuid4()), "c-5")
+        async with pool.acquire() as conn, conn.transaction():
+            await EventHandler(email_enabled=False)(conn, event)
+        query = "SELECT status, attempts, delivered_at, created_at FROM deliveries WHERE channel = 'in_app'"
+        [waiting] = await pool.fetch(query)
+        assert (waiting["status"], waiting["attempts"], waiting["delivered_at"]) == ("delivering", 0, None)
+        async with pool.acquire() as conn, conn.transaction():  # the delivery workers never take it
+            assert await claim_due(conn, busy_targets=[], per_target=10, scan=100, lease_s=30) == []
+
+        assert (await OutboxRelay(pool, js, "notify").relay_once()).published == 1
+        [sent] = await pool.fetch(query)
+        assert (sent["status"], sent["attempts"]) == ("delivered", 1)
+        assert sent["delivered_at"] > sent["created_at"]
+        # A relay that republishes (it died between the PubAck and its mark) records nothing more.
+        await pool.execute("UPDATE outbox SET published_at = now()")
+        assert await pool.fetchval("SELECT count(*) FROM delivery_attempts") == 1
+        assert [tuple(r) for r in await pool.fetch(query)] == [tuple(sent)]
+    finally:
+        await pool.close()

@@ -7,7 +7,7 @@ ALTER TABLE deliveries ADD CONSTRAINT deliveries_channel_check CHECK (channel IN
 DROP TRIGGER deliveries_changed ON deliveries;
 DROP FUNCTION deliveries_notify();
 
-CREATE FUNCTION deliveries_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION deliveries_notify() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM changed WHERE channel <> 'in_app') THEN
         PERFORM pg_notify(TG_TABLE_SCHEMA || '_deliveries', '');
@@ -22,8 +22,9 @@ CREATE TRIGGER deliveries_updated AFTER UPDATE ON deliveries
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION deliveries_notify();
 
 -- In the relay's own transaction: marking the push published marks its delivery delivered, with the attempt
--- (from the notification's commit to the acknowledged publish). A republished row changes nothing.
-CREATE FUNCTION in_app_published() RETURNS trigger LANGUAGE plpgsql AS $$
+-- (from the notification's commit to the acknowledged publish). A republished row changes nothing. Both
+-- functions keep this schema's search_path, whoever's session fires them.
+CREATE FUNCTION in_app_published() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     WITH done AS (
         UPDATE deliveries d SET status = 'delivered', attempts = d.attempts + 1, delivered_at = p.published_at
