@@ -130,7 +130,8 @@ async def webhook_phase(url: str, nats_url: str, events: int, hanging: bool) -> 
                 break
             await asyncio.sleep(0.1)
         rows = await notify.pool.fetch(
-            "SELECT extract(epoch FROM delivered_at - created_at) AS s FROM deliveries WHERE status = 'delivered'"
+            "SELECT extract(epoch FROM delivered_at - created_at) AS s FROM deliveries "
+            "WHERE status = 'delivered' AND channel = 'webhook'"
         )
     await nc.close()
     return summary_ms([float(r["s"]) for r in rows])

@@ -28,6 +28,7 @@ from services.gateway import deadline, mapping, mapping_config, mapping_notify, 
 from services.gateway.grpc_errors import problem_from_rpc_error
 from services.gateway.principal import Principal
 from services.gateway.problems import ProblemError, dependency_unavailable
+from services.gateway.schemas_ops import OpsAgentsOut
 from services.gateway.settings import GatewaySettings
 
 TICKETING = "ticketing"
@@ -216,6 +217,12 @@ class ServiceClients:
             ROUTING, self.routing.ListQueueStats, mapping.list_queue_stats_request(page_size, page_token)
         )
         return mapping.queue_stats_page(response)
+
+    async def count_agents(self) -> OpsAgentsOut:
+        response: routing_service_pb2.CountAgentsResponse = await self._call(
+            ROUTING, self.routing.CountAgents, routing_service_pb2.CountAgentsRequest()
+        )
+        return mapping.agent_counts(response)
 
     async def list_notifications(
         self, principal: Principal, *, page_size: int | None, page_token: str | None, unread_only: bool

@@ -20,6 +20,7 @@ from support.ticketing.v1 import help_pb2, help_service_pb2, ticket_pb2, ticketi
 
 from services.gateway import schemas
 from services.gateway.principal import Principal, Role
+from services.gateway.schemas_ops import OpsAgentsOut
 
 if TYPE_CHECKING:
     from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
@@ -323,6 +324,10 @@ def queue_stats_page(response: routing_service_pb2.ListQueueStatsResponse) -> sc
         ],
         next_page_token=_none_if_empty(response.next_page_token),
     )
+
+
+def agent_counts(response: routing_service_pb2.CountAgentsResponse) -> OpsAgentsOut:
+    return OpsAgentsOut(available=response.available, busy=response.busy, away=response.away, offline=response.offline)
 
 
 def audiences_of(principal: Principal) -> list[str]:

@@ -8,11 +8,16 @@ from datetime import datetime, timedelta
 
 from services.gateway.schemas import QueueStatsOut
 from services.gateway.schemas_config import SlaMetric, SlaStatsOut
-from services.gateway.schemas_ops import OpsOverviewOut, OpsSlaOut
+from services.gateway.schemas_ops import OpsAgentsOut, OpsOverviewOut, OpsSlaOut
 
 
 def overview(
-    *, now: datetime, window: timedelta, queues: Sequence[QueueStatsOut], sla: Iterable[SlaStatsOut]
+    *,
+    now: datetime,
+    window: timedelta,
+    queues: Sequence[QueueStatsOut],
+    sla: Iterable[SlaStatsOut],
+    agents: OpsAgentsOut,
 ) -> OpsOverviewOut:
     return OpsOverviewOut(
         generated_at=now,
@@ -23,6 +28,7 @@ def overview(
         longest_wait_seconds=max((q.longest_wait_seconds for q in queues), default=0.0),
         agents_available=sum(q.agents_available for q in queues),
         agents_busy=sum(q.agents_busy for q in queues),
+        agents=agents,
     )
 
 

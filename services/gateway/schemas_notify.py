@@ -31,6 +31,7 @@ class DeliveryStatus(StrEnum):
 class DeliveryChannel(StrEnum):
     WEBHOOK = "webhook"
     EMAIL = "email"
+    IN_APP = "in_app"
 
 
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]

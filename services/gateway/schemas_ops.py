@@ -20,6 +20,15 @@ class OpsSlaOut(BaseModel):
     attainment_percent: float = Field(description="met / completed × 100; 100 when nothing completed.")
 
 
+class OpsAgentsOut(BaseModel):
+    """Every agent once, whatever their queues: the four add up to all agents."""
+
+    available: int = Field(description="Available with free capacity: can be offered work now.")
+    busy: int = Field(description="Available, at capacity.")
+    away: int
+    offline: int
+
+
 class OpsOverviewOut(BaseModel):
     generated_at: datetime
     sla_window_seconds: int = Field(description="SLA figures cover clocks started this long ago or later.")
@@ -29,3 +38,4 @@ class OpsOverviewOut(BaseModel):
     longest_wait_seconds: float
     agents_available: int = Field(description="Sum over queues: an agent of two queues counts twice.")
     agents_busy: int
+    agents: OpsAgentsOut = Field(description="Agents by presence over every queue, each agent once.")

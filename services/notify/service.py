@@ -57,9 +57,10 @@ class EventHandler:
             prefs = stored_prefs.get(intent.recipient) or default_preferences(intent.recipient, intent.fallback_locale)
             notification = _notification(intent, prefs, envelope.id, now)
             if prefs.wants(Channel.IN_APP, security=intent.security):
-                stored = await store.add_notification(conn, notification)
+                push = convert.created_event(notification)
+                stored = await store.add_notification(conn, notification, _in_app(notification, push, envelope))
                 if stored is not None:
-                    created.append(convert.created_event(stored))
+                    created.append(push)
             address = prefs.email or intent.fallback_email
             if self._email_enabled and address and prefs.wants(Channel.EMAIL, security=intent.security):
                 emails.append(_email(notification, address, envelope, prefs, now))
@@ -97,6 +98,21 @@ def _notification(intent: Intent, prefs: Preferences, event_id: str, now: dateti
         created_at=now,
         data={**{k: v for k, v in intent.facts.items() if v}, "locale": locale},
         security=intent.security,
+    )
+
+
+def _in_app(n: Notification, push: Envelope, source: Envelope) -> NewDelivery:
+    """The record of a notification's push: the push event's id, timed from the event that caused it."""
+    return NewDelivery(
+        DeliveryChannel.IN_APP,
+        n.user_id,
+        f"{source.id}/{n.kind}",
+        source.type,
+        b"",
+        n.created_at,
+        notification_id=n.id,
+        id=uuid.UUID(push.id),
+        created_at=source.time,
     )
 
 

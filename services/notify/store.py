@@ -10,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from services.kit.db import Connection
+from services.notify.deliveries.model import NewDelivery
 from services.notify.domain import Channel, Notification, Preferences
 from services.notify.recipients import TicketView
 
@@ -18,14 +19,26 @@ _QUALIFIED = ", ".join(f"n.{c.strip()}" for c in _COLUMNS.split(","))
 _READ = "(SELECT r.read_at FROM notification_reads r WHERE r.notification_id = n.id AND r.reader_id = $1) AS read_at"
 
 
-async def add_notification(conn: Connection, n: Notification) -> Notification | None:
-    """Insert; None if this event already produced this notification for this person."""
+async def add_notification(conn: Connection, n: Notification, push: NewDelivery) -> Notification | None:
+    """Insert the notification and, in the same statement, the delivery record of its in-app push.
+
+    None if this event already produced this notification for this person (and so its delivery).
+    """
     row = await conn.fetchrow(
         f"""
-        INSERT INTO notifications ({_COLUMNS})
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
-        ON CONFLICT (source_event_id, kind, user_id) DO NOTHING
-        RETURNING {_COLUMNS}, NULL::timestamptz AS read_at
+        WITH added AS (
+            INSERT INTO notifications ({_COLUMNS})
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
+            ON CONFLICT (source_event_id, kind, user_id) DO NOTHING
+            RETURNING {_COLUMNS}
+        ), pushed AS (
+            INSERT INTO deliveries (id, channel, target, event_id, event_type, notification_id, payload, status,
+                                    next_attempt_at, created_at)
+            SELECT $12, $13, $14, $15, $16, added.id, ''::bytea, 'delivering', $17, coalesce($18, now())
+            FROM added
+            ON CONFLICT (channel, target, event_id) DO NOTHING
+        )
+        SELECT {_COLUMNS}, NULL::timestamptz AS read_at FROM added
         """,
         n.id,
         n.user_id,
@@ -38,6 +51,13 @@ async def add_notification(conn: Connection, n: Notification) -> Notification | 
         n.created_at,
         json.dumps(dict(n.data), ensure_ascii=False),
         n.security,
+        push.id,
+        push.channel.value,
+        push.target,
+        push.event_id,
+        push.event_type,
+        push.next_attempt_at,
+        push.created_at,
     )
     return _notification(row) if row else None
 

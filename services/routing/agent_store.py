@@ -12,7 +12,7 @@ from datetime import datetime
 import asyncpg
 
 from services.kit.db import Connection
-from services.routing.domain import Agent, AgentProfile, Presence, Skill
+from services.routing.domain import Agent, AgentCounts, AgentProfile, Presence, Skill
 
 _SELECT = """
 SELECT a.id, a.display_name, a.languages, a.capacity, a.presence, a.active, a.last_assigned_at,
@@ -146,6 +146,21 @@ async def list_agents(
         limit,
     )
     return [_agent(r) for r in rows]
+
+
+async def count_agents(conn: Connection) -> AgentCounts:
+    """Every agent once: available with free capacity, busy (available, at capacity), away, offline."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE presence = 'available' AND active < capacity) AS available,
+               count(*) FILTER (WHERE presence = 'available' AND active >= capacity) AS busy,
+               count(*) FILTER (WHERE presence = 'away') AS away,
+               count(*) FILTER (WHERE presence = 'offline') AS offline
+        FROM agents
+        """
+    )
+    assert row is not None
+    return AgentCounts(**dict(row))
 
 
 def _agent(row: asyncpg.Record) -> Agent:

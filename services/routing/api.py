@@ -76,6 +76,13 @@ class RoutingApi(pb_grpc.RoutingServiceServicer):
         return pb.ListAgentsResponse(agents=[convert.agent_message(a) for a in found], next_page_token=token)
 
     @handled
+    async def CountAgents(self, request: pb.CountAgentsRequest, context: Context) -> pb.CountAgentsResponse:
+        counts = await self._service.count_agents()
+        return pb.CountAgentsResponse(
+            available=counts.available, busy=counts.busy, away=counts.away, offline=counts.offline
+        )
+
+    @handled
     async def UpdateAgent(self, request: pb.UpdateAgentRequest, context: Context) -> pb.UpdateAgentResponse:
         profile = convert.profile(request.display_name, request.skills, request.languages, request.capacity)
         agent = await self._service.update_agent(request.agent_id, profile, request.expected_version)

@@ -102,6 +102,16 @@ class Agent:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentCounts:
+    """Every agent once, by what they can do now; ``busy`` ones are available but at capacity."""
+
+    available: int
+    busy: int
+    away: int
+    offline: int
+
+
+@dataclass(frozen=True, slots=True)
 class Requirement:
     skill: str
     min_proficiency: int

@@ -2,12 +2,13 @@
 
 Counters are counted from the events the outbox relay got acknowledged (``on_published``): each fact once,
 after its transaction committed, off the request path. Gauges are read from routing's tables on a slow timer
-(``samplers``). Labels are queues (admin-defined, a handful), metrics, priorities, presences and timer kinds.
+(``samplers``). Labels are queues and skills (admin-defined, a handful each), metrics, priorities, presences
+and timer kinds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
@@ -25,7 +26,19 @@ QUEUE_WAITING = Gauge("supportdesk_queue_waiting_tickets", "Tickets waiting for 
 QUEUE_LONGEST_WAIT = Gauge(
     "supportdesk_queue_longest_wait_seconds", "How long the oldest waiting ticket has waited, by queue.", ["queue"]
 )
-AGENTS = Gauge("supportdesk_agents", "Agents by presence.", ["presence"])
+SKILL_WAITING = Gauge(
+    "supportdesk_skill_waiting_tickets",
+    "Tickets waiting for an agent whose current routing step requires the skill, by skill.",
+    ["skill"],
+)
+SKILL_LONGEST_WAIT = Gauge(
+    "supportdesk_skill_longest_wait_seconds",
+    "How long the oldest waiting ticket requiring the skill has waited, by skill.",
+    ["skill"],
+)
+QUEUE_GAUGES = (QUEUE_WAITING, QUEUE_LONGEST_WAIT)
+SKILL_GAUGES = (SKILL_WAITING, SKILL_LONGEST_WAIT)
+AGENTS = Gauge("supportdesk_agents", "Agents by presence, over every queue.", ["presence"])
 SLA_RUNNING = Gauge(
     "supportdesk_sla_running_clocks",
     "Running SLA clocks by metric and status: on_track, at_risk (past 80 % of the target), breached.",
@@ -74,13 +87,16 @@ def on_published(event: Envelope) -> None:
 
 def samplers(pool: asyncpg.Pool) -> list[tuple[str, Sample]]:
     known_queues: set[str] = set()
+    known_skills: set[str] = set()
 
     async def gauges() -> None:
         async with pool.acquire() as conn:
             depths = await metrics_store.queue_depths(conn)
+            skills = await metrics_store.skill_depths(conn)
             presence = await metrics_store.agents_by_presence(conn)
             clocks = await metrics_store.running_clocks(conn)
-        _set_queues(depths, known_queues)
+        _set_by_name(((d.queue, d.waiting, d.longest_wait_s) for d in depths), known_queues, QUEUE_GAUGES)
+        _set_by_name(((d.skill, d.waiting, d.longest_wait_s) for d in skills), known_skills, SKILL_GAUGES)
         for name in PRESENCES:
             AGENTS.labels(name).set(presence.get(name, 0))
         for metric in SLA_METRICS:
@@ -90,13 +106,17 @@ def samplers(pool: asyncpg.Pool) -> list[tuple[str, Sample]]:
     return [("routing-gauges", gauges)]
 
 
-def _set_queues(depths: Sequence[metrics_store.QueueDepth], known: set[str]) -> None:
-    seen = {d.queue for d in depths}
-    for gone in known - seen:  # a deleted queue stops reporting instead of freezing at its last value
-        QUEUE_WAITING.remove(gone)
-        QUEUE_LONGEST_WAIT.remove(gone)
+def _set_by_name(depths: Iterable[tuple[str, int, float]], known: set[str], gauges: tuple[Gauge, Gauge]) -> None:
+    """Waiting count and longest wait per queue (or skill); one no longer there stops reporting instead of
+    freezing at its last value."""
+    waiting, longest = gauges
+    rows = list(depths)
+    seen = {name for name, _, _ in rows}
+    for gone in known - seen:
+        waiting.remove(gone)
+        longest.remove(gone)
     known.clear()
     known.update(seen)
-    for depth in depths:
-        QUEUE_WAITING.labels(depth.queue).set(depth.waiting)
-        QUEUE_LONGEST_WAIT.labels(depth.queue).set(depth.longest_wait_s)
+    for name, count, age in rows:
+        waiting.labels(name).set(count)
+        longest.labels(name).set(age)

@@ -28,6 +28,38 @@ async def queue_depths(conn: Connection) -> list[QueueDepth]:
     return [QueueDepth(r["name"], r["waiting"], float(r["longest"])) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class SkillDepth:
+    skill: str
+    waiting: int
+    longest_wait_s: float
+
+
+async def skill_depths(conn: Connection) -> list[SkillDepth]:
+    """Every skill agents have or waiting tickets need, with the waiting tickets whose current step requires
+    it (its first requirement or a further one) and the age of the oldest; a ticket any agent may take counts
+    under no skill."""
+    rows = await conn.fetch(
+        """
+        WITH needs AS (
+            SELECT e.ticket_id, e.req_skill AS skill, e.ticket_created_at FROM queue_entries e
+            WHERE e.state = 'waiting' AND e.req_skill <> ''
+            UNION
+            SELECT e.ticket_id, x.skill, e.ticket_created_at
+            FROM queue_entries e CROSS JOIN LATERAL jsonb_object_keys(e.req_extra) AS x (skill)
+            WHERE e.state = 'waiting'
+        ), skills AS (
+            SELECT DISTINCT skill FROM agent_skills UNION SELECT skill FROM needs
+        )
+        SELECT s.skill, count(n.ticket_id) AS waiting,
+               coalesce(extract(epoch FROM now() - min(n.ticket_created_at)), 0) AS longest
+        FROM skills s LEFT JOIN needs n ON n.skill = s.skill
+        GROUP BY s.skill
+        """
+    )
+    return [SkillDepth(r["skill"], r["waiting"], float(r["longest"])) for r in rows]
+
+
 async def agents_by_presence(conn: Connection) -> dict[str, int]:
     rows = await conn.fetch("SELECT presence, count(*) AS n FROM agents GROUP BY presence")
     return {r["presence"]: r["n"] for r in rows}

@@ -16,6 +16,7 @@ from services.kit.pagination import decode_token, encode_token, page_size
 from services.routing import agent_store, agents, config_store, offer_store, offers, rules, stats, store, tickets
 from services.routing.domain import (
     Agent,
+    AgentCounts,
     AgentProfile,
     Offer,
     OfferState,
@@ -153,6 +154,9 @@ class RoutingService:
             lambda conn: agent_store.list_agents(conn, presences=presences, skill=skill, after=after, limit=size)
         )
         return found, encode_token({"after": found[-1].id}) if len(found) == size else ""
+
+    async def count_agents(self) -> AgentCounts:
+        return await self._read(agent_store.count_agents)
 
     async def update_agent(self, agent_id: str, profile: AgentProfile, expected_version: int) -> Agent:
         return await self._run(lambda conn: agents.update(conn, agent_id, profile, expected_version, self._clock()))

@@ -127,6 +127,25 @@ async def test_live_events_then_resume_after_reconnect(gateway: Gateway) -> None
     assert len(ids) == 3
     assert first["event_id"] not in ids
 
+    # Each push is a delivery record too: the four to a-1 and the one to a-2, once each.
+    admin = gateway.auth("admin", "ad-1")
+
+    async def recorded() -> list[dict[str, Any]]:
+        page = await gateway.http.get("/v1/deliveries", params={"channel": "in_app"}, headers=admin)
+        return [d for d in page.json()["deliveries"] if d["status"] == "delivered"]
+
+    async def five() -> bool:
+        return len(await recorded()) == 5
+
+    await eventually(five, what="five in-app deliveries recorded")
+    pushes = await recorded()
+    assert sorted(d["target"] for d in pushes) == ["a-1"] * 4 + ["a-2"]
+    assert all(d["attempt_count"] == 1 and d["latency_ms"] is not None for d in pushes)
+    one = await gateway.http.get(f"/v1/deliveries/{pushes[0]['id']}", headers=admin)
+    assert len(one.json()["attempts"]) == 1
+    refused = await gateway.http.post(f"/v1/deliveries/{pushes[0]['id']}/replay", headers=admin)
+    assert (refused.status_code, refused.json()["code"]) == (409, "delivery_not_replayable")
+
 
 async def test_supervisors_share_an_audience_and_bad_tokens_are_refused(gateway: Gateway) -> None:
     async with (

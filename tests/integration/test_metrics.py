@@ -87,6 +87,9 @@ async def test_series_move_with_tickets_offers_and_events(
     waiting = await scrape(system)
     assert value(waiting, "supportdesk_queue_waiting_tickets", queue="payments") == 1
     assert value(waiting, "supportdesk_queue_longest_wait_seconds", queue="payments") > 0
+    # An urgent payment first needs payments >= 4: the ticket waits under that skill too.
+    assert value(waiting, "supportdesk_skill_waiting_tickets", skill="payments") == 1
+    assert value(waiting, "supportdesk_skill_longest_wait_seconds", skill="payments") > 0
     assert value(waiting, "supportdesk_agents", presence="offline") == 1
     assert value(waiting, "supportdesk_sla_running_clocks", metric="first_response", status="on_track") == 1
     assert value(waiting, "supportdesk_consumer_pending_messages", consumer="routing-ticket-events") == 0
@@ -143,6 +146,9 @@ async def test_series_move_with_tickets_offers_and_events(
     assert moved("supportdesk_events_handled_total", consumer="notify-ticket-events", outcome="applied") >= 1
     assert moved("supportdesk_event_age_seconds_count", consumer="notify-ticket-events") >= 1
     assert value(after, "supportdesk_queue_waiting_tickets", queue="payments") == 0
+    assert ("supportdesk_skill_waiting_tickets", frozenset({("skill", "payments")})) in after  # still reported
+    assert value(after, "supportdesk_skill_waiting_tickets", skill="payments") == 0
+    assert value(after, "supportdesk_skill_longest_wait_seconds", skill="payments") == 0
     assert value(after, "supportdesk_agents", presence="available") == 1
     assert value(after, "supportdesk_sla_running_clocks", metric="first_response", status="on_track") == 0
     assert value(after, "supportdesk_outbox_unpublished_events", service="routing") == 0

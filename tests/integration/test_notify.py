@@ -14,13 +14,18 @@ from nats.js import JetStreamContext
 from support.ticketing.v1 import ticket_pb2
 
 from services.kit.bus.envelope import MSG_ID_HEADER
+from services.kit.bus.outbox import OutboxRelay
+from services.kit.errors import FailedPrecondition
+from services.notify.__main__ import CONSUMERS
 from services.notify.deliveries.admin import DeliveryAdmin
-from services.notify.deliveries.model import DeliveryStatus, Endpoint
+from services.notify.deliveries.model import DeliveryChannel, DeliveryStatus, Endpoint
+from services.notify.deliveries.store import claim_due
 from services.notify.delivery_rules import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from services.notify.domain import SUPERVISORS, Channel, Preferences
 from services.notify.inbox import Inbox
+from services.notify.service import EventHandler
 from tests.integration import notify_events as ev
-from tests.integration.bus_fixtures import stream_messages
+from tests.integration.bus_fixtures import migrated_pool, stream_messages
 from tests.integration.notify_fixtures import (
     Mailbox,
     Notify,
@@ -282,3 +287,76 @@ async def test_inbox_read_marks_and_replay_after_a_last_seen_id(notify: Notify) 
     assert [n.id for n in unread.items] == [newest.id, oldest.id]
     assert await inbox.mark_read("s-1", [SUPERVISORS], [], True) == 1
     assert (await inbox.page("s-2", [SUPERVISORS], 0, "", unread_only=True)).unread == 1  # per reader
+
+
+async def test_each_in_app_push_is_recorded_once_as_a_delivery(notify: Notify, js: JetStreamContext) -> None:
+    tid = str(uuid.uuid4())
+    events = [ev.ticket_created(tid, "c-3"), ev.resolved(tid, "c-3", version=2), ev.sla_breached(tid)]
+    for event in events:
+        await notify.publish(event)
+    for event in events:  # again, past the duplicate window: the inbox and the records' keys stop them
+        await js.publish(event.type, event.data, headers={**event.headers(), MSG_ID_HEADER: str(uuid.uuid4())})
+    admin = DeliveryAdmin(notify.pool)
+
+    async def in_app() -> list[Any]:
+        items, _ = await admin.deliveries(0, "", status=None, channel=DeliveryChannel.IN_APP, endpoint_id="")
+        return items
+
+    async def all_pushed() -> bool:
+        for spec in CONSUMERS:  # every copy handled, the duplicates included
+            info = await js.consumer_info(spec.stream.name, spec.durable)
+            if info.num_pending or info.num_ack_pending:
+                return False
+        items = await in_app()
+        return len(items) >= 4 and all(d.status is DeliveryStatus.DELIVERED for d in items)
+
+    # ticket.received, ticket.resolved and csat.requested for the customer; sla.breached for supervisors.
+    await eventually(all_pushed, what="every push delivered")
+    pushes = await in_app()
+    assert len(pushes) == 4
+    notifications = {
+        r["id"]: r for r in await notify.pool.fetch("SELECT id, user_id, kind, source_event_id FROM notifications")
+    }
+    assert sorted(str(d.notification_id) for d in pushes) == sorted(str(n) for n in notifications)
+    announced = {m.headers["ce-id"] for m in await stream_messages(js, "NOTIFY") if m.headers}
+    times = {e.id: e.time for e in events}
+    for d in pushes:
+        n = notifications[d.notification_id]
+        assert (d.target, d.event_id) == (n["user_id"], f"{n['source_event_id']}/{n['kind']}")
+        assert str(d.id) in announced  # the record is the push event's own id
+        assert abs(d.created_at - times[n["source_event_id"]]) < timedelta(milliseconds=1)
+        detail = await admin.delivery(str(d.id))
+        assert (detail.attempts, len(detail.attempt_log)) == (1, 1)
+        assert detail.delivered_at is not None
+        assert detail.delivered_at >= detail.attempt_log[0].started_at
+        with pytest.raises(FailedPrecondition) as refused:
+            await admin.replay(str(d.id))
+        assert refused.value.code == "delivery_not_replayable"
+    webhooks, _ = await admin.deliveries(0, "", status=None, channel=DeliveryChannel.WEBHOOK, endpoint_id="")
+    assert webhooks == []
+
+
+async def test_an_in_app_push_is_delivered_when_the_relay_publishes_it(
+    fresh_database_url: str, js: JetStreamContext
+) -> None:
+    pool = await migrated_pool(fresh_database_url, "notify", "services.notify")
+    try:
+        event = ev.ticket_created(str(uuid.uuid4()), "c-5")
+        async with pool.acquire() as conn, conn.transaction():
+            await EventHandler(email_enabled=False)(conn, event)
+        query = "SELECT status, attempts, delivered_at, created_at FROM deliveries WHERE channel = 'in_app'"
+        [waiting] = await pool.fetch(query)
+        assert (waiting["status"], waiting["attempts"], waiting["delivered_at"]) == ("delivering", 0, None)
+        async with pool.acquire() as conn, conn.transaction():  # the delivery workers never take it
+            assert await claim_due(conn, busy_targets=[], per_target=10, scan=100, lease_s=30) == []
+
+        assert (await OutboxRelay(pool, js, "notify").relay_once()).published == 1
+        [sent] = await pool.fetch(query)
+        assert (sent["status"], sent["attempts"]) == ("delivered", 1)
+        assert sent["delivered_at"] > sent["created_at"]
+        # A relay that republishes (it died between the PubAck and its mark) records nothing more.
+        await pool.execute("UPDATE outbox SET published_at = now()")
+        assert await pool.fetchval("SELECT count(*) FROM delivery_attempts") == 1
+        assert [tuple(r) for r in await pool.fetch(query)] == [tuple(sent)]
+    finally:
+        await pool.close()

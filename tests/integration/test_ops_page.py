@@ -128,7 +128,9 @@ async def test_a_supervisor_watches_queues_and_sla_live(served: Served, browser:
     await expect(page.locator("#token-form")).to_be_hidden()
 
     await expect(figure(page, "waiting")).to_have_text("1")  # type: ignore[arg-type]
-    await expect(figure(page, "agents_available")).to_have_text("0")  # type: ignore[arg-type]
+    # Agents by presence at a glance, each agent once: the one agent has not signed in yet.
+    for name, count in (("agents_available", "0"), ("agents_busy", "0"), ("agents_away", "0"), ("agents_offline", "1")):
+        await expect(figure(page, name)).to_have_text(count)  # type: ignore[arg-type]
     await expect(figure(page, "attainment")).to_have_text("100.0 %")  # type: ignore[arg-type]
     payments = page.locator('#queues tbody tr[data-queue="payments"] td')
     await expect(payments.nth(1)).to_have_text("1")
@@ -150,13 +152,22 @@ async def test_a_supervisor_watches_queues_and_sla_live(served: Served, browser:
     await expect(figure(page, "waiting")).to_have_text("2")  # type: ignore[arg-type]
     assert "#" not in page.url
 
+    # The agent steps away: the presence tiles follow without a reload.
+    away = await served.api.put("/v1/agents/a-1/presence", json={"presence": "away"}, headers=auth("agent", "a-1"))
+    assert away.is_success, away.text
+    await expect(figure(page, "agents_away")).to_have_text("1", timeout=LIVE_S)  # type: ignore[arg-type]
+    await expect(figure(page, "agents_offline")).to_have_text("0")  # type: ignore[arg-type]
+
 
 async def test_the_overview_needs_a_supervisor_and_sums_every_queue(served: Served, auth: Auth) -> None:
     assert (await served.api.get("/v1/ops/overview")).status_code == 401
     refused = await served.api.get("/v1/ops/overview", headers=auth("agent", "a-1"))
     assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    one_seat = {**AGENT, "capacity": 1}
+    assert (await served.api.post("/v1/agents", json=one_seat, headers=auth("admin", "ad-1"))).status_code == 201
     await open_ticket(served.api, auth, "c-3")
     body = (await served.api.get("/v1/ops/overview", headers=auth("supervisor", "s-1"))).json()
+    assert body["agents"] == {"available": 0, "busy": 0, "away": 0, "offline": 1}
     assert (body["waiting"], body["sla_window_seconds"]) == (1, 86400)
     totals = [s for s in body["sla"] if s["queue"] is None]
     assert [(s["metric"], s["completed"], s["breached"]) for s in totals] == [
@@ -164,3 +175,15 @@ async def test_the_overview_needs_a_supervisor_and_sums_every_queue(served: Serv
         ("resolution", 0, 0),
     ]
     assert "payments" in [q["queue"] for q in body["queues"]]
+
+    # Signed in, the agent is offered the waiting ticket and so is at capacity: busy, not available.
+    signed_in = await served.api.put(
+        "/v1/agents/a-1/presence", json={"presence": "available"}, headers=auth("agent", "a-1")
+    )
+    assert signed_in.is_success, signed_in.text
+
+    async def busy() -> bool:
+        now = (await served.api.get("/v1/ops/overview", headers=auth("supervisor", "s-1"))).json()
+        return bool(now["agents"] == {"available": 0, "busy": 1, "away": 0, "offline": 0})
+
+    await eventually(busy, what="the agent to be offered the ticket and counted busy")

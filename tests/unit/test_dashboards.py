@@ -55,6 +55,8 @@ def test_the_catalogue_holds_every_promised_series() -> None:
         "supportdesk_grpc_server_handling_seconds_bucket",
         "supportdesk_queue_waiting_tickets",
         "supportdesk_queue_longest_wait_seconds",
+        "supportdesk_skill_waiting_tickets",
+        "supportdesk_skill_longest_wait_seconds",
         "supportdesk_agents",
         "supportdesk_offers_total",
         "supportdesk_first_response_seconds_bucket",
@@ -78,6 +80,14 @@ def test_the_dashboard_queries_only_defined_series() -> None:
     used = {name for query in queries for name in OURS.findall(query)}
     assert used, "the dashboard shows our metrics"
     assert used - defined_series() == set()
+    waits = {
+        "supportdesk_queue_waiting_tickets",
+        "supportdesk_queue_longest_wait_seconds",
+        "supportdesk_skill_waiting_tickets",
+        "supportdesk_skill_longest_wait_seconds",
+        "supportdesk_agents",
+    }
+    assert waits <= used, "queue depth and waits per queue and per skill, and agents by presence, are shown"
 
 
 def test_the_dashboard_uses_the_provisioned_data_source() -> None:

@@ -9,10 +9,12 @@ import pytest
 from services.gateway.ops_overview import overview
 from services.gateway.schemas import QueueStatsOut
 from services.gateway.schemas_config import SlaMetric, SlaStatsOut
+from services.gateway.schemas_ops import OpsAgentsOut
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+AGENTS = OpsAgentsOut(available=2, busy=1, away=1, offline=3)
 
 
 def queue(name: str, waiting: int, longest: float, available: int = 0, busy: int = 0) -> QueueStatsOut:
@@ -49,10 +51,12 @@ def test_queues_most_in_need_come_first_and_totals_add_up() -> None:
         window=timedelta(hours=24),
         queues=[queue("cards", 1, 30, 2), queue("payments", 4, 200, busy=3), queue("general", 0, 0, 1)],
         sla=[],
+        agents=AGENTS,
     )
     assert [q.queue for q in result.queues] == ["payments", "cards", "general"]
     assert (result.waiting, result.longest_wait_seconds, result.agents_available, result.agents_busy) == (5, 200, 3, 3)
     assert result.sla == []
+    assert result.agents == AGENTS  # each agent once, from routing, not summed over queues
     assert result.sla_window_seconds == 86400
 
 
@@ -62,6 +66,7 @@ def test_sla_is_folded_over_policies_per_queue_then_over_every_queue() -> None:
         now=NOW,
         window=timedelta(hours=1),
         queues=[],
+        agents=AGENTS,
         sla=[
             stats("payments", first, met=8, breached=1, at_risk=2, policy="urgent"),
             stats("payments", first, met=1, breached=0, at_risk=0, policy="default"),

@@ -164,10 +164,14 @@
     samples.push({ waiting: data.waiting, longest: data.longest_wait_seconds });
     if (samples.length > HISTORY) samples.shift();
 
-    tile("waiting", String(data.waiting), data.waiting > 0 && data.agents_available === 0 ? "warn" : "");
+    const agents = data.agents;
+    tile("waiting", String(data.waiting), data.waiting > 0 && agents.available === 0 ? "warn" : "");
     tile("longest_wait", duration(data.longest_wait_seconds), data.longest_wait_seconds > 300 ? "bad" : data.longest_wait_seconds > 120 ? "warn" : "ok");
-    tile("agents_available", String(data.agents_available), data.agents_available > 0 ? "ok" : "warn");
-    tile("agents_busy", String(data.agents_busy));
+    // Each agent once, over every queue: the four add up to all agents.
+    tile("agents_available", String(agents.available), agents.available > 0 ? "ok" : "warn");
+    tile("agents_busy", String(agents.busy));
+    tile("agents_away", String(agents.away));
+    tile("agents_offline", String(agents.offline));
     tile("at_risk", String(atRisk), atRisk > 0 ? "warn" : "ok");
     tile("breached", String(breached), breached > 0 ? "bad" : "ok");
     tile("attainment", first ? first.attainment_percent.toFixed(1) + " %" : "–", first && first.attainment_percent < 95 ? "bad" : "ok");

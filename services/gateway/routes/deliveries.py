@@ -1,4 +1,4 @@
-"""``/v1/deliveries`` and ``/v1/dead-letters``: every webhook and email delivery with its attempts; replay."""
+"""``/v1/deliveries`` and ``/v1/dead-letters``: every webhook, email and in-app delivery with its attempts; replay."""
 
 from __future__ import annotations
 

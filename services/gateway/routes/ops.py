@@ -56,8 +56,8 @@ async def ops_overview(
 ) -> OpsOverviewOut:
     now = datetime.now(UTC)
     request = mapping_config.sla_stats_request(policy_id=None, queue=None, start=now - SLA_WINDOW, end=None)
-    queues, sla = await asyncio.gather(_all_queues(clients), clients.sla_stats(request))
-    return overview(now=now, window=SLA_WINDOW, queues=queues, sla=sla.stats)
+    queues, sla, agents = await asyncio.gather(_all_queues(clients), clients.sla_stats(request), clients.count_agents())
+    return overview(now=now, window=SLA_WINDOW, queues=queues, sla=sla.stats, agents=agents)
 
 
 async def _all_queues(clients: ServiceClients) -> list[QueueStatsOut]:

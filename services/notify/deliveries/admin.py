@@ -151,6 +151,9 @@ class DeliveryAdmin:
             found = await store.delivery(conn, did)
         if found is None:
             raise NotFound("delivery_not_found", "no such delivery")
+        if found.channel is DeliveryChannel.IN_APP:
+            # Nothing to resend: the notification stays in the inbox and a reconnecting stream replays it.
+            raise FailedPrecondition("delivery_not_replayable", "an in-app push is kept in the inbox, not resent")
         if not replayed:
             raise FailedPrecondition("delivery_in_progress", "an attempt is under way; replay once it ends")
         return found

@@ -18,6 +18,8 @@ class DeliveryStatus(StrEnum):
 class DeliveryChannel(StrEnum):
     WEBHOOK = "webhook"
     EMAIL = "email"
+    # Delivered by the outbox relay's publish of the push, not by the delivery workers.
+    IN_APP = "in_app"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class NewDelivery:
     endpoint_id: uuid.UUID | None = None
     notification_id: uuid.UUID | None = None
     id: uuid.UUID = field(default_factory=uuid.uuid4)
+    # When the record starts, if not when it is inserted: an in-app one starts at its event's time.
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,13 +244,13 @@ async def delivery(conn: Connection, delivery_id: uuid.UUID) -> Delivery | None:
 
 
 async def replay(conn: Connection, delivery_id: uuid.UUID, at: datetime) -> bool:
-    """Due again now with a fresh attempt budget; False if missing or an attempt is under way."""
+    """Due again now with a fresh attempt budget; False if missing, in-app or an attempt is under way."""
     replayed = bool(
         await conn.fetchval(
             """
             UPDATE deliveries SET status = 'pending', next_attempt_at = $2, attempts_before_replay = attempts,
                 last_error = ''
-            WHERE id = $1 AND status <> 'delivering'
+            WHERE id = $1 AND status <> 'delivering' AND channel <> 'in_app'
             RETURNING true
             """,
             delivery_id,

@@ -31,7 +31,7 @@ class _DeliveryStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Delive
     DELIVERY_STATUS_PENDING: _DeliveryStatus.ValueType  # 1
     """Waiting for its (next) attempt."""
     DELIVERY_STATUS_DELIVERING: _DeliveryStatus.ValueType  # 2
-    """An attempt is under way."""
+    """An attempt is under way (in-app: the push waits for the outbox relay's publish)."""
     DELIVERY_STATUS_DELIVERED: _DeliveryStatus.ValueType  # 3
     DELIVERY_STATUS_DEAD_LETTERED: _DeliveryStatus.ValueType  # 4
     """Out of attempts; waits for an admin to replay it."""
@@ -42,7 +42,7 @@ DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus.ValueType  # 0
 DELIVERY_STATUS_PENDING: DeliveryStatus.ValueType  # 1
 """Waiting for its (next) attempt."""
 DELIVERY_STATUS_DELIVERING: DeliveryStatus.ValueType  # 2
-"""An attempt is under way."""
+"""An attempt is under way (in-app: the push waits for the outbox relay's publish)."""
 DELIVERY_STATUS_DELIVERED: DeliveryStatus.ValueType  # 3
 DELIVERY_STATUS_DEAD_LETTERED: DeliveryStatus.ValueType  # 4
 """Out of attempts; waits for an admin to replay it."""
@@ -57,12 +57,16 @@ class _DeliveryChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Deliv
     DELIVERY_CHANNEL_UNSPECIFIED: _DeliveryChannel.ValueType  # 0
     DELIVERY_CHANNEL_WEBHOOK: _DeliveryChannel.ValueType  # 1
     DELIVERY_CHANNEL_EMAIL: _DeliveryChannel.ValueType  # 2
+    DELIVERY_CHANNEL_IN_APP: _DeliveryChannel.ValueType  # 3
+    """A push to the recipient's live streams, delivered when its notification.created event is published."""
 
 class DeliveryChannel(_DeliveryChannel, metaclass=_DeliveryChannelEnumTypeWrapper): ...
 
 DELIVERY_CHANNEL_UNSPECIFIED: DeliveryChannel.ValueType  # 0
 DELIVERY_CHANNEL_WEBHOOK: DeliveryChannel.ValueType  # 1
 DELIVERY_CHANNEL_EMAIL: DeliveryChannel.ValueType  # 2
+DELIVERY_CHANNEL_IN_APP: DeliveryChannel.ValueType  # 3
+"""A push to the recipient's live streams, delivered when its notification.created event is published."""
 Global___DeliveryChannel: _TypeAlias = DeliveryChannel  # noqa: Y015
 
 @_typing.final
@@ -157,7 +161,7 @@ Global___DeliveryAttempt: _TypeAlias = DeliveryAttempt  # noqa: Y015
 
 @_typing.final
 class Delivery(_message.Message):
-    """One message to one webhook endpoint or one email address, recorded once with its attempts."""
+    """One message to one webhook endpoint, email address or in-app recipient, recorded once with its attempts."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -178,16 +182,18 @@ class Delivery(_message.Message):
     id: _builtins.str
     channel: Global___DeliveryChannel.ValueType
     target: _builtins.str
-    """The endpoint id, or the email address."""
+    """The endpoint id, the email address, or the in-app recipient (a user id or a role audience)."""
     event_id: _builtins.str
     event_type: _builtins.str
     status: Global___DeliveryStatus.ValueType
     attempt_count: _builtins.int
     last_error: _builtins.str
     notification_id: _builtins.str
-    """The notification this email carries, if any."""
+    """The notification this email or push carries, if any."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """In-app: the time of the event that caused the notification, so latency covers the whole path."""
+
     @_builtins.property
     def next_attempt_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property

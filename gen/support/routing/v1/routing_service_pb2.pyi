@@ -108,6 +108,51 @@ class ListQueueStatsResponse(_message.Message):
 Global___ListQueueStatsResponse: _TypeAlias = ListQueueStatsResponse  # noqa: Y015
 
 @_typing.final
+class CountAgentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountAgentsRequest: _TypeAlias = CountAgentsRequest  # noqa: Y015
+
+@_typing.final
+class CountAgentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    BUSY_FIELD_NUMBER: _builtins.int
+    AWAY_FIELD_NUMBER: _builtins.int
+    OFFLINE_FIELD_NUMBER: _builtins.int
+    available: _builtins.int
+    """Presence available with free capacity: can be offered work now."""
+    busy: _builtins.int
+    """Presence available, at capacity."""
+    away: _builtins.int
+    offline: _builtins.int
+    def __init__(
+        self,
+        *,
+        available: _builtins.int = ...,
+        busy: _builtins.int = ...,
+        away: _builtins.int = ...,
+        offline: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "away", b"away", "busy", b"busy", "offline", b"offline"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountAgentsResponse: _TypeAlias = CountAgentsResponse  # noqa: Y015
+
+@_typing.final
 class CreateAgentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

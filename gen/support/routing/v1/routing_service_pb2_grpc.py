@@ -70,6 +70,11 @@ class RoutingServiceStub:
                 request_serializer=support_dot_routing_dot_v1_dot_routing__service__pb2.SetAgentPresenceRequest.SerializeToString,
                 response_deserializer=support_dot_routing_dot_v1_dot_routing__service__pb2.SetAgentPresenceResponse.FromString,
                 _registered_method=True)
+        self.CountAgents = channel.unary_unary(
+                '/support.routing.v1.RoutingService/CountAgents',
+                request_serializer=support_dot_routing_dot_v1_dot_routing__service__pb2.CountAgentsRequest.SerializeToString,
+                response_deserializer=support_dot_routing_dot_v1_dot_routing__service__pb2.CountAgentsResponse.FromString,
+                _registered_method=True)
         self.ListOffers = channel.unary_unary(
                 '/support.routing.v1.RoutingService/ListOffers',
                 request_serializer=support_dot_routing_dot_v1_dot_routing__service__pb2.ListOffersRequest.SerializeToString,
@@ -165,6 +170,13 @@ class RoutingServiceServicer:
 
     def SetAgentPresence(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountAgents(self, request, context):
+        """Every agent once, by what they can do now.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -268,6 +280,11 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.SetAgentPresence,
                     request_deserializer=support_dot_routing_dot_v1_dot_routing__service__pb2.SetAgentPresenceRequest.FromString,
                     response_serializer=support_dot_routing_dot_v1_dot_routing__service__pb2.SetAgentPresenceResponse.SerializeToString,
+            ),
+            'CountAgents': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountAgents,
+                    request_deserializer=support_dot_routing_dot_v1_dot_routing__service__pb2.CountAgentsRequest.FromString,
+                    response_serializer=support_dot_routing_dot_v1_dot_routing__service__pb2.CountAgentsResponse.SerializeToString,
             ),
             'ListOffers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListOffers,
@@ -510,6 +527,33 @@ class RoutingService:
             '/support.routing.v1.RoutingService/SetAgentPresence',
             support_dot_routing_dot_v1_dot_routing__service__pb2.SetAgentPresenceRequest.SerializeToString,
             support_dot_routing_dot_v1_dot_routing__service__pb2.SetAgentPresenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountAgents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.routing.v1.RoutingService/CountAgents',
+            support_dot_routing_dot_v1_dot_routing__service__pb2.CountAgentsRequest.SerializeToString,
+            support_dot_routing_dot_v1_dot_routing__service__pb2.CountAgentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,8 @@ class RoutingServiceStub:
     UpdateAgent: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.UpdateAgentRequest, _routing_service_pb2.UpdateAgentResponse]
     """Replaces name, skills, languages and capacity."""
     SetAgentPresence: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.SetAgentPresenceRequest, _routing_service_pb2.SetAgentPresenceResponse]
+    CountAgents: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.CountAgentsRequest, _routing_service_pb2.CountAgentsResponse]
+    """Every agent once, by what they can do now."""
     ListOffers: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.ListOffersRequest, _routing_service_pb2.ListOffersResponse]
     AcceptOffer: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.AcceptOfferRequest, _routing_service_pb2.AcceptOfferResponse]
     DeclineOffer: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.DeclineOfferRequest, _routing_service_pb2.DeclineOfferResponse]
@@ -67,6 +69,8 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     UpdateAgent: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.UpdateAgentRequest, _routing_service_pb2.UpdateAgentResponse]  # type: ignore[assignment]
     """Replaces name, skills, languages and capacity."""
     SetAgentPresence: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.SetAgentPresenceRequest, _routing_service_pb2.SetAgentPresenceResponse]  # type: ignore[assignment]
+    CountAgents: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.CountAgentsRequest, _routing_service_pb2.CountAgentsResponse]  # type: ignore[assignment]
+    """Every agent once, by what they can do now."""
     ListOffers: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.ListOffersRequest, _routing_service_pb2.ListOffersResponse]  # type: ignore[assignment]
     AcceptOffer: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.AcceptOfferRequest, _routing_service_pb2.AcceptOfferResponse]  # type: ignore[assignment]
     DeclineOffer: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.DeclineOfferRequest, _routing_service_pb2.DeclineOfferResponse]  # type: ignore[assignment]
@@ -132,6 +136,14 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _routing_service_pb2.SetAgentPresenceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_routing_service_pb2.SetAgentPresenceResponse, _abc.Awaitable[_routing_service_pb2.SetAgentPresenceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CountAgents(
+        self,
+        request: _routing_service_pb2.CountAgentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_service_pb2.CountAgentsResponse, _abc.Awaitable[_routing_service_pb2.CountAgentsResponse]]:
+        """Every agent once, by what they can do now."""
 
     @_abc_1.abstractmethod
     def ListOffers(
