@@ -47,7 +47,8 @@ def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
 
 
 def _consumers(runtime: Runtime) -> list[tuple[ConsumerSpec, Handler]]:
-    handler = EventHandler(email_enabled=_settings(runtime).email_enabled)
+    settings = _settings(runtime)
+    handler = EventHandler(email_enabled=settings.email_enabled, supervisors_email=settings.supervisors_email)
     return [(spec, handler) for spec in CONSUMERS]
 
 

@@ -14,6 +14,7 @@ from services.notify.deliveries import store as delivery_store
 from services.notify.deliveries.model import DeliveryChannel, NewDelivery
 from services.notify.delivery_rules import wanted
 from services.notify.domain import (
+    SUPERVISORS,
     Channel,
     Intent,
     Notification,
@@ -29,8 +30,9 @@ from services.notify.templates import render
 class EventHandler:
     """One handler for every consumed stream; runs inside the consumer's inbox transaction."""
 
-    def __init__(self, *, email_enabled: bool) -> None:
+    def __init__(self, *, email_enabled: bool, supervisors_email: str = "") -> None:
         self._email_enabled = email_enabled
+        self._supervisors_email = supervisors_email
 
     async def __call__(self, conn: Connection, envelope: Envelope) -> None:
         event = events_in.decode(envelope)
@@ -61,12 +63,15 @@ class EventHandler:
                 stored = await store.add_notification(conn, notification, _in_app(notification, push, envelope))
                 if stored is not None:
                     created.append(push)
-            address = prefs.email or intent.fallback_email
+            address = prefs.email or intent.fallback_email or self._audience_email(intent.recipient)
             if self._email_enabled and address and prefs.wants(Channel.EMAIL, security=intent.security):
                 emails.append(_email(notification, address, envelope, prefs, now))
         if created:
             await add_to_outbox(conn, created)
         await delivery_store.add_deliveries(conn, emails)
+
+    def _audience_email(self, recipient: str) -> str:
+        return self._supervisors_email if recipient == SUPERVISORS else ""
 
     async def _forward_to_webhooks(self, conn: Connection, envelope: Envelope) -> None:
         endpoints = [e for e in await delivery_store.enabled_endpoints(conn) if wanted(e.event_types, envelope.type)]

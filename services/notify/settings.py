@@ -26,7 +26,7 @@ class NotifySettings(ServiceSettings):
     # Attempts under way at once in one replica, and per endpoint or address.
     delivery_concurrency: int = Field(default=64, ge=1)
     delivery_per_target: int = Field(default=4, ge=1)
-    # Fallback when a NOTIFY is missed; new and retried deliveries wake the worker at once otherwise.
+    # Fallback for work other processes wrote; deliveries this process writes wake its workers at once.
     delivery_poll_interval_s: float = Field(default=1.0, gt=0)
 
     # Email over SMTP; no host: no email channel.
@@ -37,6 +37,9 @@ class NotifySettings(ServiceSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_starttls: bool = False
     smtp_timeout_s: float = Field(default=10.0, gt=0)
+    # The supervisors' shared mailbox (a desk or on-call list): what they are told in the app is also mailed
+    # here. Events name no individual supervisor, so there is no one else to mail. Empty: in the app only.
+    supervisors_email: str = ""
 
     # A reconnecting stream gets notifications created up to this long before its last-seen one again.
     replay_overlap_s: float = Field(default=2.0, ge=0)

@@ -151,7 +151,7 @@ def notify_settings(database_url: str, smtp_port: int, **overrides: Any) -> Noti
 @contextlib.asynccontextmanager
 async def running_notify(database_url: str, js: JetStreamContext, settings: NotifySettings) -> AsyncIterator[Notify]:
     pool = await migrated_pool(database_url, "notify", "services.notify")
-    handler = EventHandler(email_enabled=settings.email_enabled)
+    handler = EventHandler(email_enabled=settings.email_enabled, supervisors_email=settings.supervisors_email)
     tasks = [asyncio.create_task(OutboxRelay(pool, js, "notify").run())]
     for spec in CONSUMERS:
         await declare_consumer(js, spec, BUS)

@@ -264,6 +264,30 @@ async def test_email_waits_out_quiet_hours_except_for_security_alerts(
     assert in_app == 2  # the inbox is not quiet; only email waits
 
 
+async def test_supervisors_shared_mailbox_gets_what_supervisors_are_told(
+    fresh_database_url: str, js: JetStreamContext, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    settings = notify_settings(fresh_database_url, port, supervisors_email="desk@example.com")
+    async with running_notify(fresh_database_url, js, settings) as notify:
+        tid = str(uuid.uuid4())
+        for event in (ev.ticket_created(tid, "c-5"), ev.offer_created(tid, "a-5"), ev.sla_breached(tid)):
+            await notify.publish(event)
+        await notify.publish(ev.escalated(tid))
+
+        async def mailed() -> bool:
+            return len(mailbox.to("desk@example.com")) == 2
+
+        await eventually(mailed, what="the breach and the escalation mailed to the supervisors' desk")
+        supervised = await notify.pool.fetchval(
+            "SELECT count(*) FROM notifications WHERE user_id = $1 AND ticket_id = $2", SUPERVISORS, tid
+        )
+    subjects = sorted(m["Subject"] for m in mailbox.to("desk@example.com"))
+    assert len(set(subjects)) == 2, subjects
+    assert supervised == 2  # the same two, in the supervisors' inbox
+    assert {m["To"] for m in mailbox.messages} == {"desk@example.com"}  # nobody else has an address here
+
+
 async def test_inbox_read_marks_and_replay_after_a_last_seen_id(notify: Notify) -> None:
     for _ in range(3):
         await notify.publish(ev.ticket_created(str(uuid.uuid4()), "c-9"))
