@@ -56,8 +56,11 @@ class Arming:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
+# One statement for any number of timers; ``arm_all`` passes each (kind, key) once, as ON CONFLICT requires.
 _ARM = """
-    INSERT INTO timers (kind, key, due_at, payload, trace) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)
+    INSERT INTO timers (kind, key, due_at, payload, trace)
+    SELECT kind, key, due_at, payload, $5::jsonb
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[]) AS a(kind, key, due_at, payload)
     ON CONFLICT (kind, key) DO UPDATE SET
         due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, trace = EXCLUDED.trace, armed_at = now(),
         fired_at = NULL, lateness = NULL, cancelled_at = NULL, attempts = 0, error = NULL
@@ -70,11 +73,18 @@ async def arm(conn: Connection, *, kind: str, key: str, due_at: datetime, payloa
 
 
 async def arm_all(conn: Connection, armings: Sequence[Arming]) -> None:
-    """Arm (or move) several timers in one pipelined round trip."""
+    """Arm (or move) several timers in one statement; of two armings of one timer, the later wins."""
     if not armings:
         return
-    trace = json.dumps(current_trace_headers())
-    await conn.executemany(_ARM, [(a.kind, a.key, a.due_at, json.dumps(dict(a.payload)), trace) for a in armings])
+    latest = list({(a.kind, a.key): a for a in armings}.values())
+    await conn.execute(
+        _ARM,
+        [a.kind for a in latest],
+        [a.key for a in latest],
+        [a.due_at for a in latest],
+        [json.dumps(dict(a.payload)) for a in latest],
+        json.dumps(current_trace_headers()),
+    )
     # It may be due before the one the scheduler sleeps for.
     wake.after_commit(conn, wake.TIMERS)
 

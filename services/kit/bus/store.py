@@ -23,9 +23,18 @@ def outbox_values(e: Envelope) -> tuple[uuid.UUID, str, str, str, datetime, byte
 
 async def add_to_outbox(conn: Connection, events: Sequence[Envelope]) -> None:
     """Record events in the caller's transaction; they are published only if it commits."""
-    await conn.executemany(
-        f"INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
-        [outbox_values(e) for e in events],
+    if not events:
+        return
+    # One statement for any number of events (executemany would be one per row).
+    columns = list(zip(*(outbox_values(e) for e in events), strict=True))
+    await conn.execute(
+        f"""
+        INSERT INTO outbox ({OUTBOX_COLUMNS})
+        SELECT * FROM unnest(
+            $1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[], $7::jsonb[]
+        )
+        """,
+        *(list(c) for c in columns),
     )
     outbox_written(conn)
 
