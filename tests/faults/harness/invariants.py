@@ -270,10 +270,10 @@ async def timer_counts(conn: asyncpg.Connection) -> dict[str, int]:
     )
     announced_cancelled = 0
     for timer in cancelled:
-        ticket, metric, _, *percent = timer["key"].split(":")
-        share = int(percent[0]) if percent else 100
-        if timer["ran"] < timer["target"] * share / 100:
-            announced_cancelled += events[(ticket, metric, timer["started_at"], int(percent[0]) if percent else 0)] > 0
+        ticket, metric, _, *rest = timer["key"].split(":")
+        percent = int(rest[0]) if rest else 0  # 0: the breach, at the whole target
+        if timer["ran"] < timer["target"] * (percent or 100) / 100:
+            announced_cancelled += events[(ticket, metric, timer["started_at"], percent)] > 0
     return {
         "sla_timers_armed": row["armed"],
         "timers_fired": row["fired"],
