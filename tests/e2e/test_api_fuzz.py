@@ -1,8 +1,9 @@
-"""Schemathesis against the running backend's own /openapi.json, once per identity.
+"""Schemathesis against the running backend's own /openapi.json, once per identity, then statefully.
 
 Every answer must be documented (status, content type, headers, body schema), no request may cause a server
-error, invalid requests must be refused, and 405s must name the allowed methods. The run is bounded so CI
-stays quick; a longer run is one environment variable away (README, "Tests").
+error, invalid requests must be refused, and 405s must name the allowed methods. The stateful run chains one
+customer's ticket calls and replays each success as outsiders, who must not reach the ticket (ADR 0052). The
+runs are bounded so CI stays quick; a longer run is one environment variable away (README, "Tests").
 """
 
 from __future__ import annotations
