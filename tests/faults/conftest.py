@@ -10,6 +10,7 @@ import pytest
 
 from services.runtime.embedded_postgres import EmbeddedPostgres
 from tests.conftest import make_scratch_dir
+from tests.faults.harness.lifeline import Lifeline
 from tests.faults.harness.results import Results
 from tests.faults.harness.scenario import FaultSettings
 
@@ -38,11 +39,15 @@ def fault_postgres() -> Iterator[EmbeddedPostgres]:
     """A Postgres server of the fault suite alone: scenarios kill it, so it is not the session's shared one."""
     data_dir = make_scratch_dir("supportdesk-faults-pg-")
     server = EmbeddedPostgres(data_dir, run_as=os.environ.get("SUPPORTDESK_PG_USER"))
+    lifeline = Lifeline()
+    # The pid file, not a pid: scenarios restart the server, and the file always names the running postmaster.
+    lifeline.watch(server.data_dir / "postmaster.pid")
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        lifeline.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -96,9 +96,6 @@ async def test_postgres_immediate_stop_under_load_then_restart(scenario: Any) ->
     assert_invariants(await scenario("postgres_immediate_stop", fault))
 
 
-# Long run only (scripts/faults.sh): one bounded run in about five reported a cancelled SLA timer whose clock
-# had announced its threshold, not yet explained (a re-armed key, or a real double announcement).
-@pytest.mark.faults_long
 async def test_sigstop_routing_longer_than_the_ack_wait(scenario: Any) -> None:
     """A frozen consumer and timer scheduler: its messages are redelivered to the other replica while the
     original handling is still open, and it resumes afterwards as if nothing happened."""

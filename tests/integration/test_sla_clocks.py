@@ -20,13 +20,17 @@ from support.ticketing.v1 import ticket_pb2
 
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.outbox import OutboxRelay
+from services.kit.bus.store import add_to_outbox
 from services.kit.proto_enums import timestamp, to_proto
 from services.routing import config_cache
 from services.routing.sla import TIMER_HANDLERS, earliest_deadline, handle_ticket_event
+from services.routing.sla import convert as sla_convert
 from services.routing.sla import service as sla_service
+from services.routing.sla import store as sla_store
 from services.routing.sla.domain import Escalation, Metric, PolicyMatch, PolicySpec
 from services.routing.sla.service import SlaAdmin
 from services.routing.timers import TimerScheduler
+from tests.faults.harness.invariants import timer_counts
 from tests.integration.bus_fixtures import migrated_pool, stream_messages
 from tests.waiting import eventually
 
@@ -435,3 +439,54 @@ async def test_a_timer_that_finds_its_ticket_busy_is_retried_and_fires_once(pool
 
 async def _retried(pool: asyncpg.Pool) -> bool:
     return bool(await pool.fetchval("SELECT count(*) FROM timers WHERE attempts > 0 AND error LIKE '%TicketBusy%'"))
+
+
+async def test_a_clock_stopped_late_while_its_timers_retry_announces_the_breach_once(pool: asyncpg.Pool) -> None:
+    """An event holds the ticket past the deadline (a frozen consumer): the timers find it busy and are moved to
+    their retry, then the event stops the clock late, announces the breach itself and cancels them."""
+    await fast_policy(pool, target=timedelta(milliseconds=300))
+    ticket = uuid.uuid4()
+    await deliver(pool, created(ticket, await db_now(pool), category="beta_access"))
+    deadline = (await clocks(pool, ticket))[("first_response", 1)]["deadline"]
+    await eventually(lambda: _passed(pool, deadline), what="the deadline to pass while nothing runs")
+    timer_scheduler = TimerScheduler(pool, TIMER_HANDLERS, schema="routing")
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('sla:' || $1::uuid::text, 0))", ticket)
+        assert await timer_scheduler.fire_due() == 3  # both warnings and the breach: each finds the ticket busy
+        replied_at = await db_now(pool)
+        await handle_ticket_event(conn, message(ticket, 2, "agent", replied_at))
+        await transaction.commit()
+
+    armed = await ticket_timers(pool, ticket)
+    breach = armed[("sla.breach", "first_response:1")]
+    assert (breach["attempts"], breach["cancelled_at"] is not None, breach["fired_at"]) == (1, True, None)
+    assert breach["due_at"] > replied_at  # moved by the retry: "due" is no longer when the target passed
+    assert len(await sla_events(pool, BREACHED, ticket)) == 1
+    clock = (await clocks(pool, ticket))[("first_response", 1)]
+    # Met late: the reply noticed the breach and announced it.
+    assert (clock["state"], clock["breached_at"], clock["breach_recorded_at"]) == ("fulfilled", deadline, replied_at)
+    assert await sla_events(pool, WARNING, ticket) == []  # a clock that stops announces no warning
+    retry_at = max(r["due_at"] for r in armed.values())
+    await eventually(lambda: _passed(pool, retry_at), what="the retries to come due")
+    assert await timer_scheduler.fire_due() == 0  # cancelled timers are never claimed again
+    assert len(await sla_events(pool, BREACHED, ticket)) == 1
+    # The fault suite's view of the same rows: one announcement, by a clock that reached its target.
+    async with pool.acquire() as conn:
+        counts = await timer_counts(conn)
+    assert (counts["cancelled_fired"], counts["timers_fired_twice"], counts["timers_early"]) == (0, 0, 0)
+
+
+async def test_the_fault_suite_counts_a_breach_announced_for_a_clock_met_in_time(pool: asyncpg.Pool) -> None:
+    """The other side of the check above: a reply in time cancels the breach timer, so any breach announced for
+    that clock (as a stale replica firing the cancelled timer would) is counted."""
+    await fast_policy(pool, target=MIN)
+    ticket = uuid.uuid4()
+    at = await db_now(pool)
+    await deliver(pool, created(ticket, at, category="beta_access"), message(ticket, 2, "agent", at + SECOND))
+    async with pool.acquire() as conn:
+        assert (await timer_counts(conn))["cancelled_fired"] == 0
+        [clock] = await sla_store.ticket_clocks(conn, ticket)
+        await add_to_outbox(conn, [sla_convert.breached_event(clock)])
+        assert (await timer_counts(conn))["cancelled_fired"] == 1

@@ -30,6 +30,7 @@ from services.runtime.embedded_nats import EmbeddedNats
 from services.runtime.embedded_postgres import EmbeddedPostgres
 from services.runtime.migrate import migrate_all
 from services.runtime.processes import free_port, has_exited, stop_process_group
+from tests.faults.harness.lifeline import Lifeline
 
 BIN = Path(sys.executable).parent
 GRPC_SERVICES = ("ticketing", "routing", "notify")
@@ -52,6 +53,7 @@ class Replica:
     starts: int = 0
     crashes: int = 0
     kills: int = 0
+    lifeline: Lifeline = field(default_factory=Lifeline)
 
     def start(self) -> None:
         assert self.process is None or has_exited(self.process), f"{self.name} is running"
@@ -65,6 +67,7 @@ class Replica:
                 stderr=log,
                 start_new_session=True,
             )
+        self.lifeline.watch(self.process.pid)
         self.starts += 1
         self.stopped = False
 
@@ -85,6 +88,7 @@ class Replica:
         if self.process is not None:
             self.process.wait()
             self.process = None
+            self.lifeline.watch(0)
 
     def stop(self, timeout: float = 10) -> None:
         if self.process is not None:
@@ -92,11 +96,13 @@ class Replica:
                 self.signal(signal.SIGCONT)
             stop_process_group(self.process, signal.SIGTERM, timeout)
             self.process = None
+        self.lifeline.watch(0)
 
     def _reap(self) -> None:
         if self.process is not None and has_exited(self.process):
             self.process.wait()
             self.process = None
+            self.lifeline.watch(0)
 
 
 @dataclass
@@ -111,6 +117,7 @@ class System:
     gateway_url: str = ""
     secret: bytes = b""
     env: dict[str, str] = field(default_factory=dict)
+    nats_lifeline: Lifeline = field(default_factory=Lifeline)
     _keeper: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -126,10 +133,19 @@ class System:
         settings: Mapping[str, str] | None = None,
     ) -> System:
         nats = EmbeddedNats(root / "nats")
+        nats_lifeline = Lifeline()
         await asyncio.to_thread(nats.start)
+        nats_lifeline.watch(_pid(nats.pid))
         await migrate_all(database_url)
         secret_file = root / "secrets" / "local-jwt.key"
-        system = cls(root, postgres, database_url, nats, secret=load_or_create_local_secret(secret_file))
+        system = cls(
+            root,
+            postgres,
+            database_url,
+            nats,
+            secret=load_or_create_local_secret(secret_file),
+            nats_lifeline=nats_lifeline,
+        )
         system.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTDESK_", "OTEL_"))},
             "NATS_URL": nats.url,
@@ -188,7 +204,9 @@ class System:
                 await self._keeper
         for replica in reversed(self.replicas.values()):
             await asyncio.to_thread(replica.stop)
+            replica.lifeline.close()
         await asyncio.to_thread(self.nats.stop)
+        self.nats_lifeline.close()
 
     # --- supervision -------------------------------------------------------------------------------------
 
@@ -221,6 +239,7 @@ class System:
         assert pid is not None
         os.killpg(pid, signal.SIGKILL)
         self.nats.stop()  # reaps it; the store and the port stay for the restart
+        self.nats_lifeline.watch(0)
 
     def pause_nats(self) -> None:
         """Unreachable without a crash: the server stops answering while its connections stay open."""
@@ -235,6 +254,7 @@ class System:
 
     async def restart_nats(self) -> None:
         await asyncio.to_thread(self.nats.start)
+        self.nats_lifeline.watch(_pid(self.nats.pid))
 
     def stop_postgres_immediately(self) -> None:
         """SIGQUIT to the postmaster: immediate shutdown, no checkpoint, every backend cut off."""
@@ -302,3 +322,8 @@ class System:
             name: {"starts": r.starts, "kills": r.kills, "crash_restarts": r.crashes}
             for name, r in self.replicas.items()
         }
+
+
+def _pid(pid: int | None) -> int:
+    assert pid is not None, "the server is not running"
+    return pid
