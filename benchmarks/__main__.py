@@ -263,6 +263,16 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 f"p50 {lat['p50']:.1f} p95 {lat['p95']:.1f}; {a['assigned']}/{a['created']} assigned",
             )
         )
+        cpu = s["saturation"]["cpu_ms_per_ticket"]
+        out.append(
+            (
+                "ours",
+                "CPU per ticket created and routed, saturated, by process",
+                f"{sum(cpu.values()):.1f} ms",
+                "  ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
+                + f"; cores {100 * s['saturation']['cpu_utilisation']:.0f}% busy",
+            )
+        )
         lat = a["offer_event_to_stream_frame_ms"]
         out.append(
             (

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -55,10 +56,15 @@ MIN_AGENTS = 20
 CATCH_UP_TIMEOUT_S = 180.0
 
 
+# CPU seconds so far by pid, with the part of the stack the process belongs to.
+CpuReading = dict[int, tuple[str, float]]
+
+
 @dataclass
 class Stack:
     port: int
     pid: int
+    servers_dir: Path  # where the run's Postgres and NATS keep their data
     secret: bytes
     db: asyncpg.Connection
     nc: Nats
@@ -67,6 +73,42 @@ class Stack:
         return mint_local_token(
             self.secret, role=role, subject=subject, issuer="supportdesk-local", audience="supportdesk"
         )
+
+
+def cpu_by_process(up_pid: int, servers_dir: Path) -> CpuReading:
+    """CPU seconds so far of every process of the stack, by pid: the four services, and the Postgres and NATS
+    servers under ``servers_dir`` (Postgres with its backends)."""
+    named: dict[int, tuple[str, psutil.Process]] = {}
+    for child in psutil.Process(up_pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(child.cmdline())
+            for name in SERVICES:
+                if f"services.{name}" in cmdline:
+                    named[child.pid] = (name, child)
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(proc.cmdline())
+            if str(servers_dir / "postgres") in cmdline:
+                for member in (proc, *proc.children()):
+                    named[member.pid] = ("postgres", member)
+            elif str(servers_dir / "nats") in cmdline:
+                named[proc.pid] = ("nats", proc)
+    seconds: CpuReading = {}
+    for pid, (name, proc) in named.items():
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            seconds[pid] = (name, times.user + times.system)
+    return seconds
+
+
+def cpu_ms_per(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], items: int
+) -> dict[str, float]:
+    """CPU milliseconds per item spent by each part of the stack between two ``cpu_by_process`` readings."""
+    spent: dict[str, float] = {}
+    for pid, (name, total) in after.items():
+        spent[name] = spent.get(name, 0.0) + total - before.get(pid, (name, 0.0))[1]
+    return {name: round(1000 * value / max(items, 1), 2) for name, value in sorted(spent.items())}
 
 
 def service_rss_mb(up_pid: int) -> dict[str, float]:
@@ -104,12 +146,17 @@ async def saturation(stack: Stack, customer: str, duration_s: float, connections
     await saturate(HOST, stack.port, make, connections=connections, duration_s=min(3.0, duration_s))  # warm-up
     await caught_up(stack)
     routed_before = await routed_count(stack)
+    cpu_before = cpu_by_process(stack.pid, stack.servers_dir)
     began = time.perf_counter()
     peak = await saturate(HOST, stack.port, make, connections=connections, duration_s=duration_s)
     load_ended = time.perf_counter()
     done = await caught_up(stack)
     routed = await routed_count(stack) - routed_before
+    cpu = cpu_ms_per(cpu_before, cpu_by_process(stack.pid, stack.servers_dir), routed)
     return {
+        # Where the two cores go: per ticket created and routed, by process (the load generator excluded).
+        "cpu_ms_per_ticket": cpu,
+        "cpu_utilisation": round(sum(cpu.values()) * routed / 1000 / (done - began) / (os.cpu_count() or 1), 2),
         "create": peak.summary(),
         "created": len(peak.latencies_ms),
         "routed": routed,
@@ -331,7 +378,7 @@ async def run(data_dir: Path, env: dict[str, str], duration_s: float, connection
         secret = load_or_create_local_secret(data_dir / "secrets" / "local-jwt.key")
         db = await asyncpg.connect(env["DATABASE_URL"])
         nc = await nats.connect(env["NATS_URL"])
-        stack = Stack(port, pid, secret, db, nc)
+        stack = Stack(port, pid, data_dir.parent, secret, db, nc)
         try:
             customer = stack.token("customer", "c-bench")
             memory: dict[str, Any] = {"idle": service_rss_mb(pid)}
