@@ -17,6 +17,9 @@ TICKET_EVENTS = ConsumerSpec(TICKETING, "routing-ticket-events", (convert.TICKET
 # One timer per transaction: a batch's handlers share a transaction, and locks one handler took would be held
 # while the next waits for another row, which is how deadlocks between the scheduler and requests start.
 TIMER_BATCH = 1
+# Claiming loops per replica: one timer per transaction makes a burst (a backlog's relaxation steps coming due
+# together) wait one transaction at a time; four work through it together without holding each other up.
+TIMER_LOOPS = 4
 
 
 async def on_ticket_event(conn: Connection, event: Envelope) -> None:
@@ -51,4 +54,4 @@ def timer_handlers() -> dict[str, TimerHandler]:
 
 
 def scheduler(pool: asyncpg.Pool) -> TimerScheduler:
-    return TimerScheduler(pool, timer_handlers(), batch_size=TIMER_BATCH)
+    return TimerScheduler(pool, timer_handlers(), batch_size=TIMER_BATCH, loops=TIMER_LOOPS)

@@ -143,19 +143,25 @@ class TimerScheduler:
         *,
         batch_size: int = 200,
         max_sleep_s: float = 1.0,
+        loops: int = 1,
     ) -> None:
         self._pool = pool
         self._handlers = handlers
         self._batch_size = batch_size
         self._max_sleep_s = max_sleep_s
-        self._wake = asyncio.Event()
+        self._loops = loops
 
     async def run(self) -> None:
-        """Fire until cancelled: sleeps until the next due timer, woken early by this process's arming commits
-        (timers armed by other processes wait at most ``max_sleep_s``)."""
-        with wake.TIMERS.subscribed(self._wake):
+        """Fire until cancelled with ``loops`` claiming loops. Each sleeps until the next due timer, woken early by
+        this process's arming commits (timers armed by other processes wait at most ``max_sleep_s``). Loops claim
+        with SKIP LOCKED, like replicas, so a burst of due timers is worked through ``loops`` at a time."""
+        await asyncio.gather(*(self._fire_forever() for _ in range(self._loops)))
+
+    async def _fire_forever(self) -> None:
+        woken = asyncio.Event()
+        with wake.TIMERS.subscribed(woken):
             while True:
-                self._wake.clear()
+                woken.clear()
                 try:
                     fired = await self.fire_due()
                     if fired == self._batch_size:
@@ -164,7 +170,7 @@ class TimerScheduler:
                 except DB_UNAVAILABLE_ERRORS as exc:
                     log.warning("timer scheduler pass failed", extra={"error": repr(exc)})
                     sleep_s = self._max_sleep_s
-                await wait_for_wake(self._wake, sleep_s)
+                await wait_for_wake(woken, sleep_s)
 
     async def fire_due(self) -> int:
         """Fire one batch of due timers; return how many were claimed."""

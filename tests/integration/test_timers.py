@@ -36,8 +36,13 @@ async def arm_in(pool: asyncpg.Pool, key: str, seconds: float, kind: str = "test
         await timers.arm(conn, kind=kind, key=key, due_at=now + timedelta(seconds=seconds))
 
 
-def run(pool: asyncpg.Pool, **handlers: object) -> asyncio.Task[None]:
-    scheduler = TimerScheduler(pool, handlers or {"test": record}, batch_size=50)  # type: ignore[arg-type]
+def run(pool: asyncpg.Pool, *, batch_size: int = 50, loops: int = 1, **handlers: object) -> asyncio.Task[None]:
+    scheduler = TimerScheduler(
+        pool,
+        handlers or {"test": record},  # type: ignore[arg-type]
+        batch_size=batch_size,
+        loops=loops,
+    )
     return asyncio.create_task(scheduler.run())
 
 
@@ -64,6 +69,19 @@ async def test_every_timer_fires_once_never_early_across_two_replicas(pool: asyn
     assert await count(pool, "SELECT count(*) FROM fired") == 300, "a timer fired twice"
     assert await count(pool, "SELECT count(*) FROM fired WHERE at < due") == 0, "a timer fired early"
     assert await count(pool, "SELECT count(*) FROM timers WHERE lateness IS NULL") == 0
+
+
+async def test_every_timer_fires_once_with_one_timer_per_transaction_in_four_loops(pool: asyncpg.Pool) -> None:
+    for i in range(200):
+        await arm_in(pool, f"t{i}", 0.2 + (i % 10) * 0.02)
+    scheduler = run(pool, batch_size=1, loops=4)  # how routing runs its timers
+    try:
+        await eventually(lambda: _all_fired(pool, 200), what="200 timers fired")
+    finally:
+        await stop(scheduler)
+    assert await count(pool, "SELECT count(DISTINCT key) FROM fired") == 200
+    assert await count(pool, "SELECT count(*) FROM fired") == 200, "a timer fired twice"
+    assert await count(pool, "SELECT count(*) FROM fired WHERE at < due") == 0, "a timer fired early"
 
 
 async def _all_fired(pool: asyncpg.Pool, n: int) -> bool:
