@@ -449,7 +449,7 @@ async def test_a_clock_stopped_late_while_its_timers_retry_announces_the_breach_
     await deliver(pool, created(ticket, await db_now(pool), category="beta_access"))
     deadline = (await clocks(pool, ticket))[("first_response", 1)]["deadline"]
     await eventually(lambda: _passed(pool, deadline), what="the deadline to pass while nothing runs")
-    timer_scheduler = TimerScheduler(pool, TIMER_HANDLERS, schema="routing")
+    timer_scheduler = TimerScheduler(pool, TIMER_HANDLERS)
     async with pool.acquire() as conn:
         transaction = conn.transaction()
         await transaction.start()
