@@ -48,9 +48,10 @@ def after_commit(conn: Any, signal: WakeSignal) -> None:
 
     ``conn`` is a pooled or plain connection; only ``WakingConnection`` (every pool of ``create_pool``) defers,
     any other is told at once, which at worst wakes a loop a moment early."""
-    target = getattr(conn, "_con", conn)  # the connection behind a pool's proxy
-    if isinstance(target, WakingConnection) and target.is_in_transaction():
-        target.pending_wakes.add(signal)
+    # A pool's proxy passes attribute reads through to its connection.
+    pending: set[WakeSignal] | None = getattr(conn, "pending_wakes", None)
+    if pending is not None and conn.is_in_transaction():
+        pending.add(signal)
     else:
         signal.notify()
 
