@@ -140,6 +140,18 @@ def setup_tracing(service: str, instance: str, settings: TracingSettings | None 
     settings = settings or TracingSettings()
     opened: list[TextIO] = []
     exporters = span_exporters(settings, opened)
+    provider = tracer_provider(service, instance, exporters)
+    trace.set_tracer_provider(provider)
+    disabled = {name.strip() for name in settings.disabled_instrumentations.split(",")}
+    # A span per query is the costliest part of tracing (dozens per routed ticket); with nowhere to export
+    # them, only the spans that carry trace context across hops are worth making.
+    if exporters and "asyncpg" not in disabled:
+        instrument_database(provider)
+    return Tracing(provider, opened)
+
+
+def tracer_provider(service: str, instance: str, exporters: Sequence[SpanExporter]) -> TracerProvider:
+    """A provider sending spans to ``exporters``; with none, one that records no span at all."""
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: f"supportdesk-{service}", SERVICE_INSTANCE_ID: instance}),
         # _get_from_env_or_default is the SDK's own reading of OTEL_TRACES_SAMPLER(_ARG). With nowhere to
@@ -148,13 +160,7 @@ def setup_tracing(service: str, instance: str, settings: TracingSettings | None 
     )
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    disabled = {name.strip() for name in settings.disabled_instrumentations.split(",")}
-    # A span per query is the costliest part of tracing (dozens per routed ticket); with nowhere to export
-    # them, only the spans that carry trace context across hops are worth making.
-    if exporters and "asyncpg" not in disabled:
-        instrument_database(provider)
-    return Tracing(provider, opened)
+    return provider
 
 
 def instrument_database(provider: trace.TracerProvider | None = None) -> None:
