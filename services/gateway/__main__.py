@@ -6,6 +6,7 @@ import uvicorn
 
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
+from services.kit.heap import freeze_startup_heap
 from services.kit.logging import configure_logging
 from services.kit.telemetry import setup_tracing
 
@@ -27,6 +28,9 @@ def main() -> None:
             timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
     )
+    # The schema is built on first use; building it now puts it among the start-up objects frozen here.
+    app.openapi()
+    freeze_startup_heap()
     # uvicorn installs SIGTERM/SIGINT handlers: it stops accepting, drains requests, then runs shutdown.
     server.run()
 

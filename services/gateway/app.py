@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 import grpc.aio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.trace import Span
 
 from services.gateway.auth import build_verifier
 from services.gateway.clients import ServiceClients
 from services.gateway.deadline import RequestDeadlineMiddleware
 from services.gateway.grpc_errors import rpc_error_handler
+from services.gateway.http_tracing import HttpTracingMiddleware
 from services.gateway.metrics import HttpMetricsMiddleware, metrics_endpoint
 from services.gateway.middleware import BodySizeLimitMiddleware, CatchAllMiddleware
 from services.gateway.openapi import install_openapi
@@ -84,6 +82,9 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
         description=DESCRIPTION,
         version=_version(),
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry support would add spans per dependency and endpoint and record query
+        # strings; HttpTracingMiddleware makes the one request span instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.verifier = verifier
@@ -101,6 +102,8 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     if app.state.rate_limits is not None:
         app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware)
+    # Outside the metrics, so the request's span covers everything the gateway does for it.
+    app.add_middleware(HttpTracingMiddleware)
     if settings.cors_origins:
         # Outermost, so error answers carry CORS headers too and browsers can read them.
         app.add_middleware(
@@ -128,21 +131,4 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(ops.router)
     app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app)
-    FastAPIInstrumentor.instrument_app(
-        app,
-        excluded_urls="/healthz,/readyz,/metrics",
-        server_request_hook=_drop_query,
-        # One span per request: a child span per ASGI message sent or received costs CPU and tells nothing.
-        exclude_spans=["receive", "send"],
-    )
     return app
-
-
-def _drop_query(span: Span, scope: dict[str, Any]) -> None:
-    """Keep query strings out of traces: a help search may hold text a customer pasted, secrets included."""
-    if span.is_recording() and scope.get("query_string"):
-        path = scope.get("path", "")
-        span.set_attribute("http.target", path)
-        span.set_attribute("url.query", "")
-        for key in ("http.url", "url.full"):
-            span.set_attribute(key, path)

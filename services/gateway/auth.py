@@ -7,6 +7,7 @@
   the public key is refused (algorithm confusion), as is ``alg: none``.
 
 ``iss``, ``aud``, ``exp`` and ``sub`` are required and checked; the role comes from the ``role`` claim.
+A token that passed is remembered (``token_cache``) until its expiry or a minute, whichever comes first.
 Failures answer 401 with ``WWW-Authenticate: Bearer`` and code ``unauthenticated`` (no token),
 ``token_expired`` or ``invalid_token``; a valid token whose role may not call the route answers 403
 ``forbidden``.
@@ -27,6 +28,7 @@ from services.gateway.jwks import JwksKeys, UnknownKey
 from services.gateway.principal import Principal, Role
 from services.gateway.problems import ProblemError
 from services.gateway.settings import GatewaySettings
+from services.gateway.token_cache import VerifiedTokens
 from services.gateway.tokens import LOCAL_ALGORITHM, load_or_create_local_secret
 
 MAX_SUBJECT_LENGTH = 200
@@ -43,19 +45,36 @@ _bearer = HTTPBearer(
 class TokenVerifier:
     """Checks a token's signature and claims; knows nothing about HTTP."""
 
-    def __init__(self, *, key: bytes | JwksKeys, algorithms: Sequence[str], issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        *,
+        key: bytes | JwksKeys,
+        algorithms: Sequence[str],
+        issuer: str,
+        audience: str,
+        verified: VerifiedTokens | None = None,
+    ) -> None:
         if not algorithms:
             raise ValueError("at least one algorithm is required")
         self._key = key
         self._algorithms = list(algorithms)
         self._issuer = issuer
         self._audience = audience
+        self._verified = verified if verified is not None else VerifiedTokens(max_entries=0, max_age_s=1.0)
 
     @property
     def algorithms(self) -> tuple[str, ...]:
         return tuple(self._algorithms)
 
     async def verify(self, token: str) -> Principal:
+        principal = self._verified.get(token)
+        if principal is None:
+            principal, expires_at = await self._verify(token)
+            self._verified.put(token, principal, valid_until=expires_at + LEEWAY_S)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
+        """The caller and the token's ``exp``, after every check of signature and claims."""
         key = self._key if isinstance(self._key, bytes) else await self._published_key(self._key, token)
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -81,7 +100,8 @@ class TokenVerifier:
             role = None
         if role is None:
             raise _invalid_token("invalid_token", "The token carries no known role.")
-        return Principal(subject=subject, role=role)
+        # PyJWT has checked that exp is a number.
+        return Principal(subject=subject, role=role), float(claims["exp"])
 
     async def _published_key(self, keys: JwksKeys, token: str) -> PyJWK:
         """The key the token's (not yet trusted) header names; the signature check follows."""
@@ -103,12 +123,16 @@ class TokenVerifier:
 
 def build_verifier(settings: GatewaySettings) -> TokenVerifier:
     """The verifier for the configured mode; reads (or in local mode creates) the key file."""
+    verified = VerifiedTokens(
+        max_entries=settings.jwt_verified_cache_size, max_age_s=settings.jwt_verified_cache_max_age_s
+    )
     if settings.auth_mode == "local":
         return TokenVerifier(
             key=load_or_create_local_secret(settings.local_secret_path),
             algorithms=[LOCAL_ALGORITHM],
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
+            verified=verified,
         )
     if settings.jwt_jwks_url is not None:
         keys = JwksKeys(
@@ -119,7 +143,11 @@ def build_verifier(settings: GatewaySettings) -> TokenVerifier:
             retry_after_s=settings.retry_after_s,
         )
         return TokenVerifier(
-            key=keys, algorithms=settings.jwt_algorithms, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            key=keys,
+            algorithms=settings.jwt_algorithms,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            verified=verified,
         )
     assert settings.jwt_public_key_file is not None  # enforced by GatewaySettings
     pem = settings.jwt_public_key_file.read_bytes()
@@ -128,6 +156,7 @@ def build_verifier(settings: GatewaySettings) -> TokenVerifier:
         algorithms=usable_algorithms(pem, settings.jwt_algorithms),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        verified=verified,
     )
 
 

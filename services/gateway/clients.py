@@ -9,12 +9,11 @@ Failures reach routes as ``ProblemError``; protobuf never leaves this module and
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from support.notify.v1 import notify_service_pb2, notify_service_pb2_grpc, webhook_pb2
 from support.routing.v1 import routing_service_pb2, routing_service_pb2_grpc, sla_service_pb2, sla_service_pb2_grpc
 from support.ticketing.v1 import (
@@ -28,6 +27,7 @@ from services.gateway import deadline, mapping, mapping_config, mapping_notify, 
 from services.gateway.grpc_errors import problem_from_rpc_error
 from services.gateway.principal import Principal
 from services.gateway.problems import ProblemError, dependency_unavailable
+from services.gateway.rpc_tracing import TracedChannel
 from services.gateway.schemas_ops import OpsAgentsOut
 from services.gateway.settings import GatewaySettings
 
@@ -60,26 +60,25 @@ class ServiceClients:
         self._readiness_timeout_s = readiness_timeout_s
         self._retry_after_s = retry_after_s
         self._channels: dict[str, Any] = {
-            # Client interceptors send the request's trace context along, so one trace spans every hop.
-            name: grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS, interceptors=aio_client_interceptors())
+            name: grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
             for name, address in ((TICKETING, ticketing_addr), (ROUTING, routing_addr), (NOTIFY, notify_addr))
         }
+        # The stubs' calls send the request's trace context along, so one trace spans every hop; health
+        # probes (readiness) are not traced.
+        # TracedChannel stands in for the channel it wraps (the stubs only ask it for multi-callables).
+        traced = {name: cast(grpc.aio.Channel, TracedChannel(channel)) for name, channel in self._channels.items()}
         self.ticketing: ticketing_service_pb2_grpc.TicketingServiceAsyncStub = (
-            ticketing_service_pb2_grpc.TicketingServiceStub(self._channels[TICKETING])
+            ticketing_service_pb2_grpc.TicketingServiceStub(traced[TICKETING])
         )
         # The help centre is part of ticketing and shares its channel.
-        self.help: help_service_pb2_grpc.HelpServiceAsyncStub = help_service_pb2_grpc.HelpServiceStub(
-            self._channels[TICKETING]
-        )
+        self.help: help_service_pb2_grpc.HelpServiceAsyncStub = help_service_pb2_grpc.HelpServiceStub(traced[TICKETING])
         self.routing: routing_service_pb2_grpc.RoutingServiceAsyncStub = routing_service_pb2_grpc.RoutingServiceStub(
-            self._channels[ROUTING]
+            traced[ROUTING]
         )
         # SLA administration is part of routing and shares its channel.
-        self.sla: sla_service_pb2_grpc.SlaServiceAsyncStub = sla_service_pb2_grpc.SlaServiceStub(
-            self._channels[ROUTING]
-        )
+        self.sla: sla_service_pb2_grpc.SlaServiceAsyncStub = sla_service_pb2_grpc.SlaServiceStub(traced[ROUTING])
         self.notify: notify_service_pb2_grpc.NotifyServiceAsyncStub = notify_service_pb2_grpc.NotifyServiceStub(
-            self._channels[NOTIFY]
+            traced[NOTIFY]
         )
         self._health: dict[str, Any] = {
             name: health_pb2_grpc.HealthStub(channel) for name, channel in self._channels.items()

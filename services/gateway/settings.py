@@ -50,6 +50,10 @@ class GatewaySettings(CommonSettings):
     # At most one refetch per this many seconds for tokens naming a key id not in the cached set.
     jwt_jwks_refresh_cooldown_s: float = Field(default=30.0, ge=0)
     jwt_algorithms: Annotated[list[JwtAlgorithm], NoDecode] = Field(default_factory=lambda: list(_DEFAULT_ALGORITHMS))
+    # Tokens that passed verification, kept so their next requests skip it (ADR 0017): how many, and for
+    # how long at most (a token never outlives its own exp); 0 entries verifies every request.
+    jwt_verified_cache_size: int = Field(default=10_000, ge=0)
+    jwt_verified_cache_max_age_s: float = Field(default=60.0, gt=0)
 
     # Deadline of a request: every gRPC call made while serving it shares what is left of it.
     request_timeout_s: float = Field(default=5.0, gt=0)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from services.kit.metrics import GrpcMetricsInterceptor
+from services.kit.grpc_observe import ObservedServer
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +23,10 @@ class GrpcServer:
         register: Callable[[grpc.aio.Server], None],
         service_names: Sequence[str],
     ) -> None:
-        # The tracing interceptor continues the caller's trace (traceparent in metadata) for every RPC; the
-        # metrics one counts and times it inside that span.
-        self._server = grpc.aio.server(
-            interceptors=[aio_server_interceptor(), GrpcMetricsInterceptor()], options=[("grpc.so_reuseport", 0)]
-        )
-        register(self._server)
+        self._server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        # The service's handlers continue the caller's trace (traceparent in metadata) and are counted and
+        # timed; ObservedServer wraps them as they are registered. Health and reflection are not observed.
+        register(cast(grpc.aio.Server, ObservedServer(self._server)))
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._service_names = list(service_names)

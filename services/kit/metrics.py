@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
-import grpc
-from grpc.aio import ServerInterceptor
 from prometheus_client import Counter, Gauge, Histogram
 
 log = logging.getLogger(__name__)
@@ -106,52 +102,3 @@ async def sample_forever(samplers: Sequence[tuple[str, Sample]], interval_s: flo
                 SAMPLE_FAILURES.labels(sampler=name).inc()
                 log.warning("metric sampling failed", extra={"sampler": name, "error": repr(exc)})
         await asyncio.sleep(interval_s)
-
-
-def _split_method(full_method: str) -> tuple[str, str]:
-    """``/support.ticketing.v1.TicketingService/CreateTicket`` → (service, method)."""
-    _, _, rest = full_method.partition("/")
-    service, _, method = rest.partition("/")
-    return service or "unknown", method or "unknown"
-
-
-class GrpcMetricsInterceptor(ServerInterceptor):
-    """Counts and times every unary RPC (the services expose no streaming ones) by method and status."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        service, method = _split_method(handler_call_details.method)
-        inner = handler.unary_unary
-
-        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
-            code = "OK"
-            try:
-                return await inner(request, context)  # type: ignore[arg-type]
-            except grpc.aio.AbortError:
-                code = _code_name(context.code())
-                raise
-            except Exception:
-                code = "UNKNOWN"
-                raise
-            finally:
-                if code == "OK" and context.code() not in (None, grpc.StatusCode.OK):
-                    code = _code_name(context.code())
-                GRPC_HANDLED.labels(service, method, code).inc()
-                GRPC_DURATION.labels(service, method).observe(time.perf_counter() - started)
-
-        return grpc.unary_unary_rpc_method_handler(
-            observed,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-
-def _code_name(code: Any) -> str:
-    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"

@@ -23,6 +23,7 @@ from services.kit.bus.outbox import OutboxRelay
 from services.kit.bus.streams import ALL_STREAMS, ConsumerSpec, declare_consumer, declare_streams
 from services.kit.db import create_pool
 from services.kit.grpc_server import GrpcServer
+from services.kit.heap import freeze_startup_heap
 from services.kit.logging import configure_logging
 from services.kit.metrics import Sample, sample_forever
 from services.kit.metrics_http import MetricsEndpoint
@@ -159,6 +160,7 @@ async def _serve(
     ]
     workers += [asyncio.create_task(work(), name=f"worker-{i}") for i, work in enumerate(definition.workers(runtime))]
     await server.start()
+    freeze_startup_heap()
     log.info(
         "service started",
         extra={"grpc": server.address, "metrics": endpoint.address, "consumers": [s.durable for s, _ in consumers]},

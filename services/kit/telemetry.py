@@ -1,7 +1,9 @@
-"""Tracing set-up. Spans are always recorded (so logs and events carry real trace ids); where they go is
-chosen by the standard ``OTEL_TRACES_EXPORTER`` variable, a comma-separated list of:
+"""Tracing set-up. Trace context always flows (so logs, the timeline and events carry real trace ids); where
+spans go is chosen by the standard ``OTEL_TRACES_EXPORTER`` variable, a comma-separated list of:
 
-- ``none`` (the default in local mode): nothing is exported;
+- ``none`` (the default in local mode): nothing is exported, so no span is recorded either: every span is
+  sampled out, which still gives it (and what it propagates) a valid trace and span id, at a fraction of
+  a recorded span's cost (ADR 0017);
 - ``console``: one JSON document per span on stderr, or one line per span appended to
   ``SUPPORTDESK_TRACES_FILE`` when set;
 - ``otlp``: to an OpenTelemetry collector, configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables
@@ -26,7 +28,13 @@ from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult, _get_from_env_or_default
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    Decision,
+    Sampler,
+    SamplingResult,
+    _get_from_env_or_default,
+)
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 from pydantic import AliasChoices, Field
@@ -131,14 +139,8 @@ class Tracing:
 def setup_tracing(service: str, instance: str, settings: TracingSettings | None = None) -> Tracing:
     settings = settings or TracingSettings()
     opened: list[TextIO] = []
-    provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: f"supportdesk-{service}", SERVICE_INSTANCE_ID: instance}),
-        # _get_from_env_or_default is the SDK's own reading of OTEL_TRACES_SAMPLER(_ARG).
-        sampler=DatabaseSpansNeedAParent(_get_from_env_or_default()),
-    )
     exporters = span_exporters(settings, opened)
-    for exporter in exporters:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider = tracer_provider(service, instance, exporters)
     trace.set_tracer_provider(provider)
     disabled = {name.strip() for name in settings.disabled_instrumentations.split(",")}
     # A span per query is the costliest part of tracing (dozens per routed ticket); with nowhere to export
@@ -146,6 +148,19 @@ def setup_tracing(service: str, instance: str, settings: TracingSettings | None 
     if exporters and "asyncpg" not in disabled:
         instrument_database(provider)
     return Tracing(provider, opened)
+
+
+def tracer_provider(service: str, instance: str, exporters: Sequence[SpanExporter]) -> TracerProvider:
+    """A provider sending spans to ``exporters``; with none, one that records no span at all."""
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: f"supportdesk-{service}", SERVICE_INSTANCE_ID: instance}),
+        # _get_from_env_or_default is the SDK's own reading of OTEL_TRACES_SAMPLER(_ARG). With nowhere to
+        # export, recording a span would only cost CPU: sampled out, it still carries and propagates its ids.
+        sampler=DatabaseSpansNeedAParent(_get_from_env_or_default()) if exporters else ALWAYS_OFF,
+    )
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
 
 
 def instrument_database(provider: trace.TracerProvider | None = None) -> None:

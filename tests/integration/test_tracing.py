@@ -112,6 +112,13 @@ async def test_a_ticket_is_one_trace_from_the_request_to_every_consumer(
     assert {"publish support.ticketing.v1.ticket.created", "publish support.routing.v1.ticket.assigned"} <= names
     assert any(s.attributes and s.attributes.get("db.system") == "postgresql" for s in hops), "queries are traced"
     by_id = {s.context.span_id: s for s in hops if s.context is not None}
+    create = "/support.ticketing.v1.TicketingService/CreateTicket"
+    [served] = [s for s in hops if s.kind is SpanKind.SERVER and s.name == create]
+    assert served.parent is not None
+    called = by_id[served.parent.span_id]
+    assert (called.kind, called.name) == (SpanKind.CLIENT, create), "the RPC is served as a child of the call"
+    assert called.parent is not None
+    assert by_id[called.parent.span_id] is request, "the call is made inside the HTTP request's span"
     for span in hops:
         if span.kind is SpanKind.CONSUMER:
             assert span.parent is not None
