@@ -21,7 +21,7 @@ ROOT = Path(__file__).parents[2]
 # otherwise a shell with a child of its own in its group, watched by pid file ("pid-file", as Postgres is) or
 # by pid and then let go ("released").
 PARENT = """
-import os, subprocess, sys, time
+import os, subprocess, sys
 from pathlib import Path
 from tests.faults.harness.lifeline import Lifeline
 from tests.faults.harness.system import Replica
@@ -52,13 +52,18 @@ else:
         line.watch(pid)
         line.close()
 print(pid, flush=True)
-time.sleep(600)
+sys.stdin.read()  # until killed, or until the test's end of the pipe closes
 """
 
 
 async def _start_parent(*args: str) -> tuple[subprocess.Popen[str], list[psutil.Process]]:
     parent = subprocess.Popen(  # noqa: ASYNC220 - started once, read one line, no event loop work meanwhile
-        [sys.executable, "-c", PARENT, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+        [sys.executable, "-c", PARENT, *args],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     assert parent.stdout is not None
     server = psutil.Process(int(parent.stdout.readline()))
@@ -86,8 +91,9 @@ async def _gone(processes: list[psutil.Process]) -> bool:
 def _kill_parent(parent: subprocess.Popen[str]) -> None:
     parent.kill()
     parent.wait()
-    assert parent.stdout is not None
-    parent.stdout.close()
+    for pipe in (parent.stdin, parent.stdout):
+        assert pipe is not None
+        pipe.close()
 
 
 @pytest.mark.parametrize("how", ["replica", "pid-file"])
