@@ -66,3 +66,19 @@ _process_cache = ConfigCache()
 async def current(conn: Connection) -> Config:
     """The configuration as of this transaction, from this process's cache."""
     return await _process_cache.current(conn)
+
+
+class OnDemand:
+    """This transaction's configuration, read when first asked for (most events need none), then kept."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._config: Config | None = None
+
+    async def get(self) -> Config:
+        if self._config is None:
+            self._config = await current(self._conn)
+        return self._config
+
+    async def sla_rules(self) -> Rules:
+        return (await self.get()).sla

@@ -24,9 +24,9 @@ TIMER_LOOPS = 4
 
 async def on_ticket_event(conn: Connection, event: Envelope) -> None:
     """Inside the one inbox transaction: the SLA clocks first (the queue order reads their deadline), then
-    routing itself, both with the configuration as of this transaction."""
-    config = await config_cache.current(conn)
-    opened = await sla.handle_ticket_event(conn, event, config.sla)
+    routing itself, both with the configuration as of this transaction (read only if one of them needs it)."""
+    config = config_cache.OnDemand(conn)
+    opened = await sla.handle_ticket_event(conn, event, config.sla_rules)
     await tickets.handle_ticket_event(conn, event, config, opened)
 
 

@@ -10,7 +10,7 @@ from services.kit.bus.envelope import Envelope
 from services.kit.db import Connection
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.routing import agent_store, config_store, convert, dispatch, entries, offer_store, rules, sla, store
-from services.routing.config_cache import Config
+from services.routing.config_cache import Config, OnDemand
 from services.routing.domain import EntryState, Presence, QueueEntry, TicketFacts
 from services.routing.events import event, publish
 from services.routing.timers import Timer
@@ -24,13 +24,13 @@ class TicketNotRoutedYet(Exception):
 
 
 async def handle_ticket_event(
-    conn: Connection, envelope: Envelope, config: Config, opened: sla.Opened | None = None
+    conn: Connection, envelope: Envelope, config: OnDemand, opened: sla.Opened | None = None
 ) -> None:
     """Apply one of ticketing's events; runs inside the consumer's inbox transaction, after the SLA clocks
     (``opened``: they started with this event)."""
     now = datetime.now(UTC)
     if envelope.type == convert.TICKET_CREATED:
-        await on_created(conn, convert.created_ticket(envelope.data), now, config, opened)
+        await on_created(conn, convert.created_ticket(envelope.data), now, await config.get(), opened)
     elif envelope.type == convert.TICKET_STATUS_CHANGED:
         await on_status_changed(conn, *convert.status_change(envelope.data), now)
     elif envelope.type == convert.TICKET_PRIORITY_CHANGED:

@@ -117,7 +117,7 @@ async def deliver(pool: asyncpg.Pool, *events: Envelope) -> None:
     """Each event in its own transaction, as routing's consumer applies it."""
     for event in events:
         async with pool.acquire() as conn, conn.transaction():
-            await handle_ticket_event(conn, event, (await config_cache.current(conn)).sla)
+            await handle_ticket_event(conn, event, config_cache.OnDemand(conn).sla_rules)
 
 
 async def db_now(pool: asyncpg.Pool) -> datetime:
@@ -456,7 +456,7 @@ async def test_a_clock_stopped_late_while_its_timers_retry_announces_the_breach_
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('sla:' || $1::uuid::text, 0))", ticket)
         assert await timer_scheduler.fire_due() == 3  # both warnings and the breach: each finds the ticket busy
         replied_at = await db_now(pool)
-        await handle_ticket_event(conn, message(ticket, 2, "agent", replied_at), (await config_cache.current(conn)).sla)
+        await handle_ticket_event(conn, message(ticket, 2, "agent", replied_at), config_cache.OnDemand(conn).sla_rules)
         await transaction.commit()
 
     armed = await ticket_timers(pool, ticket)

@@ -2,8 +2,9 @@
 
 What the routing core wires:
 - ``handle_ticket_event(conn, event, rules)`` for every ``support.ticketing.v1.ticket.*`` event, in its inbox
-  transaction, before its own handling; it returns ``Opened`` (with the earliest deadline) when the event
-  started the ticket's clocks, before routing has queued it;
+  transaction, before its own handling (``rules`` is awaited for the policies only if the event needs them);
+  it returns ``Opened`` (with the earliest deadline) when the event started the ticket's clocks, before routing
+  has queued it;
 - ``earliest_deadline(conn, ticket_id)`` for the queue order otherwise;
 - ``TIMER_HANDLERS`` merged into the handlers of its ``TimerScheduler``;
 - ``register(server, runtime)`` and ``SERVICE_NAME`` for the gRPC server.

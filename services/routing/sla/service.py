@@ -18,7 +18,7 @@ import dataclasses
 import importlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,6 +50,9 @@ from services.routing.timers import Timer, TimerHandler
 
 log = logging.getLogger(__name__)
 
+# The policies and calendars, read when first needed: most ticket events move no clock.
+RulesSource = Callable[[], Awaitable[Rules]]
+
 WARNING_TIMER = "sla.warning"
 BREACH_TIMER = "sla.breach"
 GAP_TIMER = "sla.gap"
@@ -76,9 +79,9 @@ class Opened:
     earliest_deadline: datetime | None
 
 
-async def handle_ticket_event(conn: Connection, event: Envelope, rules: Rules) -> Opened | None:
+async def handle_ticket_event(conn: Connection, event: Envelope, rules: RulesSource) -> Opened | None:
     """Apply one ticketing event to the ticket's clocks, inside the caller's (inbox) transaction; ``Opened``
-    when it started them."""
+    when it started them. ``rules`` is asked only by a change that moves clocks."""
     if not event.type.startswith(convert.TICKET_EVENT_PREFIX):
         return None
     try:
@@ -120,13 +123,14 @@ async def earliest_deadline(conn: Connection, ticket_id: uuid.UUID) -> datetime 
 
 
 async def _apply(
-    conn: Connection, ticket: TicketState | None, fact: Fact, rules: Rules
+    conn: Connection, ticket: TicketState | None, fact: Fact, source: RulesSource
 ) -> tuple[TicketState, datetime | None]:
     """Apply the fact; for a ticket that opens, also the earliest deadline of the clocks it started."""
     if ticket is not None and isinstance(fact, OtherChange | TicketOpened):
         ticket = dataclasses.replace(ticket, version=fact.version)
         await store.save_ticket(conn, ticket)
         return ticket, None
+    rules = await source()
     if ticket is None:
         assert isinstance(fact, TicketOpened)
         outcome = domain.open_ticket(fact, queue_for(fact.category), rules)
@@ -141,7 +145,7 @@ async def _apply(
     return outcome.ticket, deadline
 
 
-async def _drain(conn: Connection, ticket: TicketState, rules: Rules, *, skip_gaps: bool) -> bool | None:
+async def _drain(conn: Connection, ticket: TicketState, rules: RulesSource, *, skip_gaps: bool) -> bool | None:
     """Apply buffered events that now follow in order (all of them, in version order, when ``skip_gaps``).
 
     None if nothing was buffered, else whether some events still wait behind a missing version.
@@ -277,7 +281,7 @@ async def on_gap(conn: Connection, timer: Timer) -> None:
     if ticket is None:
         return  # ticket.created itself is missing: nothing can be applied before it
     log.warning("sla applies ticket events past a missing version", extra={"ticket_id": str(ticket_id)})
-    await _drain(conn, ticket, await load_rules(conn), skip_gaps=True)
+    await _drain(conn, ticket, lambda: load_rules(conn), skip_gaps=True)
 
 
 async def _lock_briefly(conn: Connection, ticket_id: uuid.UUID) -> None:
