@@ -305,6 +305,14 @@ async def test_a_key_in_flight_is_409_then_the_retry_creates(desk: Desk, case: C
     assert replay.json()["id"] == first.json()["id"]
 
 
+async def test_the_longest_key_the_gateway_accepts_is_stored(desk: Desk, case: Creating) -> None:
+    key = "k" * 255
+    body = case.body(fresh_marker())
+    first = await desk.http.post(case.path, json=body, headers=desk.admin(key))
+    assert first.status_code == 201, first.text
+    assert (await desk.http.post(case.path, json=body, headers=desk.admin(key))).status_code == 200
+
+
 async def test_an_agent_id_is_its_own_key_for_the_same_profile_only(desk: Desk) -> None:
     """The agent id names the agent: the same profile again under any key is a harmless retry, another profile
     for the id is a conflict, never a silent 200 with the profile that was there."""

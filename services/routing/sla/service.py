@@ -63,7 +63,8 @@ GAP_WAIT = timedelta(seconds=10)
 # How long a timer handler waits for a ticket an event is updating: most events commit well within it, and it
 # is shorter than Postgres' deadlock_timeout (1 s), so a cycle with an event waiting on the timer's row ends here.
 TIMER_LOCK_WAIT_MS = 250
-MAX_REQUEST_ID = 200
+# As ticketing's: the gateway's "<caller>:<Idempotency-Key>" with a key of its longest (255) fits.
+MAX_REQUEST_ID = 300
 # Scopes of the in-flight claims of the creating calls (see services.kit.idempotency_store).
 POLICY_CLAIM_SCOPE = "sla_policy"
 CALENDAR_CLAIM_SCOPE = "sla_calendar"
