@@ -11,7 +11,7 @@ from services.kit.bus.envelope import Envelope
 from services.kit.bus.streams import TICKETING, ConsumerSpec
 from services.kit.db import Connection
 from services.routing import config_cache, convert, dispatch, entries, offers, sla, tickets
-from services.routing.timers import Timer, TimerHandler, TimerScheduler
+from services.routing.timers import Timer, TimerHandler, TimerScheduler, Triage
 
 TICKET_EVENTS = ConsumerSpec(TICKETING, "routing-ticket-events", (convert.TICKETING_EVENTS,))
 # One timer per transaction: a batch's handlers share a transaction, and locks one handler took would be held
@@ -53,5 +53,10 @@ def timer_handlers() -> dict[str, TimerHandler]:
     return {**ROUTING_TIMER_HANDLERS, **sla.TIMER_HANDLERS}
 
 
+# Ticket re-checks come in bursts (every ticket queued while no agent fits arms one) and mostly find nothing:
+# they are looked at in batches first (``dispatch.triage_ticket_rechecks``).
+TIMER_TRIAGE: Mapping[str, Triage] = {dispatch.RECHECK_TICKET: dispatch.triage_ticket_rechecks}
+
+
 def scheduler(pool: asyncpg.Pool) -> TimerScheduler:
-    return TimerScheduler(pool, timer_handlers(), batch_size=TIMER_BATCH, loops=TIMER_LOOPS)
+    return TimerScheduler(pool, timer_handlers(), batch_size=TIMER_BATCH, loops=TIMER_LOOPS, triage=TIMER_TRIAGE)

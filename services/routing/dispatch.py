@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from services.kit import wake
 from services.kit.bus.envelope import Envelope
 from services.kit.db import Connection
 from services.routing import agent_store, config_store, entries, matching, store, timers
@@ -36,8 +37,10 @@ _CONTENDED_DELAY = timedelta(milliseconds=50)
 async def _arm_recheck(
     conn: Connection, kind: str, key: str, now: datetime, also: Sequence[timers.Arming] = ()
 ) -> None:
-    # Due at once: it cannot fire before this transaction commits, which is the point.
-    await timers.arm_all(conn, [*also, timers.Arming(kind, key, now)])
+    # Due at once: it cannot fire before this transaction commits, which is the point. The caller's timers
+    # (a later step) are not due for a while: the claiming loops find them on their next look.
+    wakes = wake.TRIAGED_TIMERS if kind == RECHECK_TICKET else wake.TIMERS  # ticket re-checks are triaged
+    await timers.arm_all(conn, [*also, timers.Arming(kind, key, now)], wakes=wakes)
 
 
 def _subject(key: str) -> str:
@@ -114,6 +117,14 @@ async def dispatch_agent(conn: Connection, agent_id: str, now: datetime) -> None
 
 class _Changed(Exception):
     """The row a re-check is about was taken or changed between its look and its lock."""
+
+
+async def triage_ticket_rechecks(conn: Connection, due: Sequence[Timer]) -> set[int]:
+    """Of these due ticket re-checks, the ones worth running: their ticket still waits and some open agent has
+    its skill and language at its level. A backlog no agent can take (the common case under load) costs this one
+    read instead of a transaction per ticket; the rest run ``recheck_ticket``, which decides for good."""
+    worth = await store.waiting_with_open_agents(conn, {uuid.UUID(_subject(t.key)) for t in due})
+    return {t.id for t in due if uuid.UUID(_subject(t.key)) in worth}
 
 
 async def recheck_ticket(conn: Connection, timer: Timer, now: datetime) -> None:

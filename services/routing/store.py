@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -287,6 +287,23 @@ async def reserve_agent_for(
     )
     assert row is not None
     return AgentPick(row["agent_id"], row["agent_id"] is None and row["candidates"] > 0)
+
+
+async def waiting_with_open_agents(conn: Connection, ticket_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these tickets wait while an open agent key has their step's skill and language at its level.
+    Nothing is locked, and the other conditions of a pick (extra skills, the agent who let the ticket go) are
+    left out: an answer too wide only sends a ticket to the full pick, which decides."""
+    rows = await conn.fetch(
+        """
+        SELECT e.ticket_id FROM queue_entries e
+        WHERE e.ticket_id = ANY($1::uuid[]) AND e.state = 'waiting'
+          AND EXISTS (SELECT 1 FROM agent_keys k
+                      WHERE k.open AND k.skill = e.req_skill AND k.language = e.req_language
+                        AND k.proficiency >= e.req_level)
+        """,
+        list(ticket_ids),
+    )
+    return {row["ticket_id"] for row in rows}
 
 
 @dataclass(frozen=True, slots=True)

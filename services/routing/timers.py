@@ -10,12 +10,13 @@ their lateness recorded. A handler that fails is retried with back-off; its effe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 _MAX_RETRY_S = 60.0
+# Arming a timer due sooner than this wakes the loops at commit; the schedulers' longest sleep (max_sleep_s).
+_WAKE_WITHIN = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,10 @@ class Timer:
 
 
 TimerHandler = Callable[[Connection, Timer], Awaitable[None]]
+# Looks at many due timers of one kind at once, without locking what they are about, and returns the ids of
+# those whose handler has something to do; the others are marked fired as they are. For timers that mostly
+# find nothing (a dispatch re-check of a ticket no agent can take), one statement instead of a transaction each.
+Triage = Callable[[Connection, Sequence[Timer]], Awaitable[Collection[int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +79,9 @@ async def arm(conn: Connection, *, kind: str, key: str, due_at: datetime, payloa
     await arm_all(conn, [Arming(kind, key, due_at, payload)])
 
 
-async def arm_all(conn: Connection, armings: Sequence[Arming]) -> None:
-    """Arm (or move) several timers in one statement; of two armings of one timer, the later wins."""
+async def arm_all(conn: Connection, armings: Sequence[Arming], *, wakes: wake.WakeSignal = wake.TIMERS) -> None:
+    """Arm (or move) several timers in one statement; of two armings of one timer, the later wins. ``wakes``:
+    the loops to wake at commit (``wake.TRIAGED_TIMERS`` when the one due at once is of a triaged kind)."""
     if not armings:
         return
     latest = list({(a.kind, a.key): a for a in armings}.values())
@@ -85,8 +93,10 @@ async def arm_all(conn: Connection, armings: Sequence[Arming]) -> None:
         [json.dumps(dict(a.payload)) for a in latest],
         json.dumps(current_trace_headers()),
     )
-    # It may be due before the one the scheduler sleeps for.
-    wake.after_commit(conn, wake.TIMERS)
+    # It may be due before the one the scheduler sleeps for; one due later than a loop's longest sleep is found
+    # by its next look anyway (an SLA deadline minutes away must not wake every loop at each commit).
+    if min(a.due_at for a in latest) <= datetime.now(UTC) + _WAKE_WITHIN:
+        wake.after_commit(conn, wakes)
 
 
 # Cancels test "still armed" as coalesce(fired_at, cancelled_at) IS NULL, which the partial index timers_due
@@ -135,6 +145,19 @@ def _firing_span(timer: Timer, armed_in: Mapping[str, str]) -> AbstractContextMa
     )
 
 
+_CLAIM = """
+    SELECT id, kind, key, due_at, payload, attempts, trace FROM timers
+    WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= now() AND (kind = ANY($2::text[])) = $3
+    ORDER BY due_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+"""
+
+
+def _timer(row: asyncpg.Record) -> Timer:
+    return Timer(row["id"], row["kind"], row["key"], row["due_at"], json.loads(row["payload"]), row["attempts"])
+
+
 class TimerScheduler:
     def __init__(
         self,
@@ -144,68 +167,94 @@ class TimerScheduler:
         batch_size: int = 200,
         max_sleep_s: float = 1.0,
         loops: int = 1,
+        triage: Mapping[str, Triage] | None = None,
+        triage_batch_size: int = 500,
     ) -> None:
         self._pool = pool
         self._handlers = handlers
         self._batch_size = batch_size
         self._max_sleep_s = max_sleep_s
         self._loops = loops
+        self._triage = dict(triage or {})
+        self._triaged_kinds = sorted(self._triage)
+        self._triage_batch_size = triage_batch_size
 
     async def run(self) -> None:
-        """Fire until cancelled with ``loops`` claiming loops. Each sleeps until the next due timer, woken early by
-        this process's arming commits (timers armed by other processes wait at most ``max_sleep_s``). Loops claim
-        with SKIP LOCKED, like replicas, so a burst of due timers is worked through ``loops`` at a time."""
-        await asyncio.gather(*(self._fire_forever() for _ in range(self._loops)))
+        """Fire until cancelled with ``loops`` claiming loops, plus one for the kinds triaged in batches. Each
+        sleeps until its next due timer, woken early by this process's arming commits (timers armed by other
+        processes wait at most ``max_sleep_s``). Loops claim with SKIP LOCKED, like replicas, so a burst of due
+        timers is worked through ``loops`` at a time."""
+        loops = [self._forever(self.fire_due, self._batch_size, triaged=False) for _ in range(self._loops)]
+        if self._triage:
+            loops.append(self._forever(self.triage_due, self._triage_batch_size, triaged=True))
+        await asyncio.gather(*loops)
 
-    async def _fire_forever(self) -> None:
+    async def _forever(self, work: Callable[[], Awaitable[int]], full: int, *, triaged: bool) -> None:
         woken = asyncio.Event()
-        with wake.TIMERS.subscribed(woken):
+        with wake.TIMERS.subscribed(woken), contextlib.ExitStack() as more:
+            if triaged:
+                more.enter_context(wake.TRIAGED_TIMERS.subscribed(woken))
             while True:
                 woken.clear()
                 try:
-                    fired = await self.fire_due()
-                    if fired == self._batch_size:
+                    if await work() == full:
                         continue
-                    sleep_s = await self._seconds_to_next()
+                    sleep_s = await self._seconds_to_next(triaged=triaged)
                 except DB_UNAVAILABLE_ERRORS as exc:
                     log.warning("timer scheduler pass failed", extra={"error": repr(exc)})
                     sleep_s = self._max_sleep_s
                 await wait_for_wake(woken, sleep_s)
 
     async def fire_due(self) -> int:
-        """Fire one batch of due timers; return how many were claimed."""
+        """Fire one batch of due timers (of the kinds not triaged); return how many were claimed."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
+            rows = await conn.fetch(_CLAIM, self._batch_size, self._triaged_kinds, False)
+            await self._fire_claimed(conn, [_timer(row) for row in rows], [json.loads(row["trace"]) for row in rows])
+        return len(rows)
+
+    async def triage_due(self) -> int:
+        """Claim due timers of the triaged kinds, mark fired those their triage finds nothing to do for, and fire
+        the others one transaction each, as ``fire_due`` would; return how many were claimed."""
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                rows = await conn.fetch(_CLAIM, self._triage_batch_size, self._triaged_kinds, True)
+                claimed = [_timer(row) for row in rows]
+                busy: set[int] = set()
+                for kind in {t.kind for t in claimed}:
+                    busy.update(await self._triage[kind](conn, [t for t in claimed if t.kind == kind]))
+                idle = [t for t in claimed if t.id not in busy]
+                await _mark_fired(conn, idle)
+            for timer in idle:
+                timer_metrics.timer_fired(timer.kind, timer.due_at)
+            for timer in claimed:
+                if timer.id in busy:
+                    await self._fire_one(conn, timer)
+        return len(rows)
+
+    async def _fire_one(self, conn: Connection, timer: Timer) -> None:
+        """Fire one triaged timer in a transaction of its own, if it is still armed and not claimed elsewhere."""
+        async with conn.transaction():
+            row = await conn.fetchrow(
                 """
-                SELECT id, kind, key, due_at, payload, attempts, trace FROM timers
-                WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= now()
-                ORDER BY due_at
-                LIMIT $1
+                SELECT trace FROM timers
+                WHERE id = $1 AND due_at = $2 AND fired_at IS NULL AND cancelled_at IS NULL
                 FOR UPDATE SKIP LOCKED
                 """,
-                self._batch_size,
+                timer.id,
+                timer.due_at,
             )
-            fired: list[Timer] = []
-            for row in rows:
-                timer = Timer(
-                    row["id"], row["kind"], row["key"], row["due_at"], json.loads(row["payload"]), row["attempts"]
-                )
-                with _firing_span(timer, json.loads(row["trace"])):
-                    if await self._fire(conn, timer):
-                        fired.append(timer)
-            if fired:
-                # A handler may re-arm its own timer (a routing step relaxes, the next one is armed): that moved
-                # row is a new firing to come, not this one, so only rows still due when claimed are marked.
-                await conn.execute(
-                    """
-                    UPDATE timers SET fired_at = clock_timestamp(), lateness = clock_timestamp() - timers.due_at
-                    FROM unnest($1::bigint[], $2::timestamptz[]) AS f(id, due_at)
-                    WHERE timers.id = f.id AND timers.due_at = f.due_at
-                    """,
-                    [t.id for t in fired],
-                    [t.due_at for t in fired],
-                )
-        return len(rows)
+            if row is not None:
+                await self._fire_claimed(conn, [timer], [json.loads(row["trace"])])
+
+    async def _fire_claimed(
+        self, conn: Connection, claimed: Sequence[Timer], traces: Sequence[Mapping[str, str]]
+    ) -> None:
+        fired: list[Timer] = []
+        for timer, armed_in in zip(claimed, traces, strict=True):
+            with _firing_span(timer, armed_in):
+                if await self._fire(conn, timer):
+                    fired.append(timer)
+        await _mark_fired(conn, fired)
 
     async def _fire(self, conn: Connection, timer: Timer) -> bool:
         handler = self._handlers.get(timer.kind)
@@ -238,12 +287,30 @@ class TimerScheduler:
         timer_metrics.timer_fired(timer.kind, timer.due_at)
         return True
 
-    async def _seconds_to_next(self) -> float:
+    async def _seconds_to_next(self, *, triaged: bool) -> float:
         async with self._pool.acquire() as conn:
             seconds = await conn.fetchval(
                 """
                 SELECT extract(epoch FROM min(due_at) - now()) FROM timers
-                WHERE fired_at IS NULL AND cancelled_at IS NULL
-                """
+                WHERE fired_at IS NULL AND cancelled_at IS NULL AND (kind = ANY($1::text[])) = $2
+                """,
+                self._triaged_kinds,
+                triaged,
             )
         return self._max_sleep_s if seconds is None else min(float(seconds), self._max_sleep_s)
+
+
+async def _mark_fired(conn: Connection, fired: Sequence[Timer]) -> None:
+    # A handler may re-arm its own timer (a routing step relaxes, the next one is armed): that moved row is a
+    # new firing to come, not this one, so only rows still due when claimed are marked.
+    if not fired:
+        return
+    await conn.execute(
+        """
+        UPDATE timers SET fired_at = clock_timestamp(), lateness = clock_timestamp() - timers.due_at
+        FROM unnest($1::bigint[], $2::timestamptz[]) AS f(id, due_at)
+        WHERE timers.id = f.id AND timers.due_at = f.due_at
+        """,
+        [t.id for t in fired],
+        [t.due_at for t in fired],
+    )

@@ -125,6 +125,8 @@ async def test_the_dispatch_queries_agree_with_the_reference_pickers(
             agents = await seed_agents(conn, rng, 40)
             entries = await seed_entries(conn, rng, 120, [a.id for a in agents], dense=dense)
             await conn.execute("ANALYZE agent_keys; ANALYZE queue_entries")
+            # The re-check triage may send a ticket no agent can take to the full pick, never skip one it can.
+            worth = await store.waiting_with_open_agents(conn, {e.ticket_id for e in entries})
             matched = 0
             for entry in entries:
                 need = matching.need_of(entry)
@@ -134,6 +136,10 @@ async def test_the_dispatch_queries_agree_with_the_reference_pickers(
                 assert pick.agent_id == (expected.id if expected else None), (entry, need)
                 assert not pick.contended
                 matched += expected is not None
+                if entry.state is not EntryState.WAITING:
+                    assert entry.ticket_id not in worth, entry
+                elif expected is not None:
+                    assert entry.ticket_id in worth, (entry, need)
             taken = 0
             for agent in agents:
                 expected_entry = matching.best_ticket(entries, agent)
