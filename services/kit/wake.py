@@ -41,9 +41,9 @@ class WakeSignal:
 
 OUTBOX = WakeSignal("outbox")
 TIMERS = WakeSignal("timers")
-# Timers of the kinds a scheduler looks at in batches (routing's re-checks): armed due at once and by the
-# hundred under load, they wake only the loop that triages them, not every claiming loop.
-TRIAGED_TIMERS = WakeSignal("triaged timers")
+# Timers of the kinds a scheduler handles in batches (routing's re-checks): armed due at once and by the
+# hundred under load, they wake only the loop that batches them, not every claiming loop.
+BATCHED_TIMERS = WakeSignal("batched timers")
 
 
 def after_commit(conn: Any, signal: WakeSignal) -> None:

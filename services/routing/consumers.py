@@ -11,7 +11,7 @@ from services.kit.bus.envelope import Envelope
 from services.kit.bus.streams import TICKETING, ConsumerSpec
 from services.kit.db import Connection
 from services.routing import config_cache, convert, dispatch, entries, offers, sla, tickets
-from services.routing.timers import Timer, TimerHandler, TimerScheduler, Triage
+from services.routing.timers import BatchHandler, Timer, TimerHandler, TimerScheduler
 
 TICKET_EVENTS = ConsumerSpec(TICKETING, "routing-ticket-events", (convert.TICKETING_EVENTS,))
 # One timer per transaction: a batch's handlers share a transaction, and locks one handler took would be held
@@ -53,10 +53,13 @@ def timer_handlers() -> dict[str, TimerHandler]:
     return {**ROUTING_TIMER_HANDLERS, **sla.TIMER_HANDLERS}
 
 
-# Ticket re-checks come in bursts (every ticket queued while no agent fits arms one) and mostly find nothing:
-# they are looked at in batches first (``dispatch.triage_ticket_rechecks``).
-TIMER_TRIAGE: Mapping[str, Triage] = {dispatch.RECHECK_TICKET: dispatch.triage_ticket_rechecks}
+# Kinds that come due in bursts (every ticket queued while no agent fits arms a re-check, and a backlog's steps
+# relax together) and mostly find little to do: handled in batches first.
+TIMER_BATCHES: Mapping[str, BatchHandler] = {
+    dispatch.RECHECK_TICKET: dispatch.recheck_tickets,
+    entries.RELAX: tickets.relax_many,
+}
 
 
 def scheduler(pool: asyncpg.Pool) -> TimerScheduler:
-    return TimerScheduler(pool, timer_handlers(), batch_size=TIMER_BATCH, loops=TIMER_LOOPS, triage=TIMER_TRIAGE)
+    return TimerScheduler(pool, timer_handlers(), batch_size=TIMER_BATCH, loops=TIMER_LOOPS, batched=TIMER_BATCHES)

@@ -39,8 +39,13 @@ async def _arm_recheck(
 ) -> None:
     # Due at once: it cannot fire before this transaction commits, which is the point. The caller's timers
     # (a later step) are not due for a while: the claiming loops find them on their next look.
-    wakes = wake.TRIAGED_TIMERS if kind == RECHECK_TICKET else wake.TIMERS  # ticket re-checks are triaged
+    wakes = wake.BATCHED_TIMERS if kind == RECHECK_TICKET else wake.TIMERS  # ticket re-checks are batched
     await timers.arm_all(conn, [*also, timers.Arming(kind, key, now)], wakes=wakes)
+
+
+def recheck(ticket_id: uuid.UUID, now: datetime) -> timers.Arming:
+    """The re-check of a ticket left waiting unmatched, due at once (it cannot fire before the commit)."""
+    return timers.Arming(RECHECK_TICKET, str(ticket_id), now)
 
 
 def _subject(key: str) -> str:
@@ -119,10 +124,10 @@ class _Changed(Exception):
     """The row a re-check is about was taken or changed between its look and its lock."""
 
 
-async def triage_ticket_rechecks(conn: Connection, due: Sequence[Timer]) -> set[int]:
-    """Of these due ticket re-checks, the ones worth running: their ticket still waits and some open agent has
-    its skill and language at its level. A backlog no agent can take (the common case under load) costs this one
-    read instead of a transaction per ticket; the rest run ``recheck_ticket``, which decides for good."""
+async def recheck_tickets(conn: Connection, due: Sequence[Timer]) -> set[int]:
+    """Due ticket re-checks in a batch: those whose ticket no longer waits, or which no open agent has the skill
+    and language of at their level, are done; the ones left (returned) run ``recheck_ticket``, which decides
+    for good. A backlog no agent can take (the common case under load) costs one read, not a transaction each."""
     worth = await store.waiting_with_open_agents(conn, {uuid.UUID(_subject(t.key)) for t in due})
     return {t.id for t in due if uuid.UUID(_subject(t.key)) in worth}
 

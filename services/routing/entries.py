@@ -40,28 +40,42 @@ async def cancel_relaxation(conn: Connection, ticket_id: uuid.UUID) -> None:
     await timers.cancel(conn, kind=RELAX, key=str(ticket_id))
 
 
+def escalation(entry: QueueEntry, before: int, now: datetime) -> Envelope | None:
+    """The event telling supervisors, if moving from step ``before`` (-1: none yet) to the entry's step entered
+    one that asks."""
+    if not rules.escalates(entry.steps, before, entry.step):
+        return None
+    waited = now - entry.routed_since
+    return event(
+        convert.TICKET_ESCALATED,
+        entry.ticket_id,
+        convert.ticket_escalated(entry.ticket_id, entry.queue, entry.step, waited),
+    )
+
+
 async def announce_escalation(conn: Connection, entry: QueueEntry, before: int, now: datetime) -> None:
     """Tell supervisors if moving from step ``before`` (-1: none yet) to the entry's step entered one that asks."""
-    if rules.escalates(entry.steps, before, entry.step):
-        waited = now - entry.routed_since
-        await publish(
-            conn,
-            event(
-                convert.TICKET_ESCALATED,
-                entry.ticket_id,
-                convert.ticket_escalated(entry.ticket_id, entry.queue, entry.step, waited),
-            ),
-        )
+    announced = escalation(entry, before, now)
+    if announced is not None:
+        await publish(conn, announced)
+
+
+def stepped(entry: QueueEntry, step: int, now: datetime, *, fresh: bool) -> tuple[QueueEntry, Envelope | None]:
+    """The entry with ``step`` in force (``fresh``: the first step of a routing episode), and the escalation to
+    announce if that step asks for one."""
+    old = -1 if fresh else entry.step
+    if step <= old:
+        return entry, None
+    # A relaxed step is a new chance for the agent who last let the ticket go.
+    moved = dataclasses.replace(entry, step=step, last_agent_id=None if step > entry.step else entry.last_agent_id)
+    return moved, escalation(moved, old, now)
 
 
 async def move_to_step(conn: Connection, entry: QueueEntry, step: int, now: datetime, *, fresh: bool) -> QueueEntry:
     """Put ``step`` in force (``fresh``: the first step of a routing episode), tell supervisors if it asks to."""
-    old = -1 if fresh else entry.step
-    if step <= old:
-        return entry
-    # A relaxed step is a new chance for the agent who last let the ticket go.
-    moved = dataclasses.replace(entry, step=step, last_agent_id=None if step > entry.step else entry.last_agent_id)
-    await announce_escalation(conn, moved, old, now)
+    moved, announced = stepped(entry, step, now, fresh=fresh)
+    if announced is not None:
+        await publish(conn, announced)
     return moved
 
 

@@ -104,18 +104,18 @@ async def insert_entry(conn: Connection, entry: QueueEntry) -> bool:
     return bool(inserted)
 
 
-async def save_entry(conn: Connection, entry: QueueEntry) -> None:
-    """Write the entry's mutable columns and the requirement columns of its step in force (not sla_due_at,
-    which the SLA clocks keep)."""
-    await conn.execute(
-        """
-        UPDATE queue_entries SET
-            queue = $2, priority = $3, state = $4, ticket_version = $5, steps = $6::jsonb, step = $7,
-            routed_since = $8, waiting_since = $9, ticket_status = $10, rule_id = $11, agent_id = $12,
-            last_agent_id = $13, req_skill = $14, req_level = $15, req_language = $16, req_extra = $17::jsonb,
-            updated_at = now()
-        WHERE ticket_id = $1
-        """,
+_SAVE_ENTRY = """
+    UPDATE queue_entries SET
+        queue = $2, priority = $3, state = $4, ticket_version = $5, steps = $6::jsonb, step = $7,
+        routed_since = $8, waiting_since = $9, ticket_status = $10, rule_id = $11, agent_id = $12,
+        last_agent_id = $13, req_skill = $14, req_level = $15, req_language = $16, req_extra = $17::jsonb,
+        updated_at = now()
+    WHERE ticket_id = $1
+"""
+
+
+def _save_args(entry: QueueEntry) -> tuple[Any, ...]:
+    return (
         entry.ticket_id,
         entry.queue,
         entry.priority,
@@ -133,6 +133,18 @@ async def save_entry(conn: Connection, entry: QueueEntry) -> None:
     )
 
 
+async def save_entry(conn: Connection, entry: QueueEntry) -> None:
+    """Write the entry's mutable columns and the requirement columns of its step in force (not sla_due_at,
+    which the SLA clocks keep)."""
+    await conn.execute(_SAVE_ENTRY, *_save_args(entry))
+
+
+async def save_entries(conn: Connection, saved: Sequence[QueueEntry]) -> None:
+    """``save_entry`` for several, pipelined in one round trip."""
+    if saved:
+        await conn.executemany(_SAVE_ENTRY, [_save_args(e) for e in saved])
+
+
 async def set_entry_sla_due(conn: Connection, ticket_id: uuid.UUID, due_at: datetime | None) -> None:
     await conn.execute("UPDATE queue_entries SET sla_due_at = $2 WHERE ticket_id = $1", ticket_id, due_at)
 
@@ -145,6 +157,18 @@ async def get_entry(conn: Connection, ticket_id: uuid.UUID) -> QueueEntry | None
 async def lock_entry(conn: Connection, ticket_id: uuid.UUID) -> QueueEntry | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM queue_entries WHERE ticket_id = $1 FOR NO KEY UPDATE", ticket_id)
     return _entry(row) if row else None
+
+
+async def lock_entries_free_now(conn: Connection, ticket_ids: Collection[uuid.UUID]) -> list[QueueEntry]:
+    """Those of the entries no other transaction holds, locked (in ticket order); the others are skipped."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM queue_entries WHERE ticket_id = ANY($1::uuid[])
+        ORDER BY ticket_id FOR NO KEY UPDATE SKIP LOCKED
+        """,
+        list(ticket_ids),
+    )
+    return [_entry(row) for row in rows]
 
 
 class EntryBusy(Exception):
@@ -304,6 +328,21 @@ async def waiting_with_open_agents(conn: Connection, ticket_ids: Collection[uuid
         list(ticket_ids),
     )
     return {row["ticket_id"] for row in rows}
+
+
+async def keys_with_open_agents(conn: Connection, keys: Collection[RoutingKey]) -> set[RoutingKey]:
+    """Which of these requirement keys an open agent key (available, with free capacity) satisfies; nothing is
+    locked, and a pick's other conditions are left out, as in ``waiting_with_open_agents``."""
+    wanted = list(keys)
+    rows = await conn.fetch(
+        """
+        SELECT n.i FROM unnest($1::text[], $2::int[], $3::text[]) WITH ORDINALITY AS n(skill, level, language, i)
+        WHERE EXISTS (SELECT 1 FROM agent_keys k
+                      WHERE k.open AND k.skill = n.skill AND k.language = n.language AND k.proficiency >= n.level)
+        """,
+        *probe_arrays(wanted),
+    )
+    return {wanted[row["i"] - 1] for row in rows}
 
 
 @dataclass(frozen=True, slots=True)

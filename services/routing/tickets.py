@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from services.kit import wake
 from services.kit.bus.envelope import Envelope
 from services.kit.db import Connection
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.routing import agent_store, config_store, convert, dispatch, entries, offer_store, rules, sla, store
+from services.routing import (
+    agent_store,
+    config_store,
+    convert,
+    dispatch,
+    entries,
+    matching,
+    offer_store,
+    rules,
+    sla,
+    store,
+    timers,
+)
 from services.routing.config_cache import Config, OnDemand
 from services.routing.domain import EntryState, Presence, QueueEntry, TicketFacts
 from services.routing.events import event, publish
@@ -139,6 +153,38 @@ async def on_relax(conn: Connection, timer: Timer) -> None:
     await entries.arm_relaxation(conn, entry)
     if entry.state is EntryState.WAITING:
         await dispatch.offer_ticket(conn, entry, now)
+
+
+async def relax_many(conn: Connection, due: Sequence[Timer]) -> set[int]:
+    """Timers ``route.relax`` in a batch (a backlog's steps come due together): each entry free to lock moves to
+    the step now in force, supervisors are told where a step asks, the next step's timer is armed, and a waiting
+    entry gets the re-check any unmatched one gets. Returned, for ``on_relax`` one at a time: the timers of
+    entries another transaction holds, and of waiting entries whose step in force an open agent may satisfy
+    (an offer is to be made, which takes locks a batch must not hold while it waits for more)."""
+    clock = datetime.now(UTC)
+    timer_of = {uuid.UUID(t.key): t for t in due}
+    locked = await store.lock_entries_free_now(conn, timer_of)
+    held_elsewhere = timer_of.keys() - {e.ticket_id for e in locked}
+    relaxed: list[tuple[QueueEntry, Envelope | None, datetime]] = []
+    for entry in locked:
+        if entry.state not in (EntryState.WAITING, EntryState.OFFERED):
+            continue  # parked or assigned since: nothing to relax
+        now = max(clock, timer_of[entry.ticket_id].due_at)
+        step = rules.step_in_force(entry.steps, entry.routed_since, now)
+        moved, escalation = entries.stepped(entry, step, now, fresh=False)
+        relaxed.append((moved, escalation, now))
+    waiting_keys = {matching.need_of(e).key for e, _, _ in relaxed if e.state is EntryState.WAITING}
+    may_match = await store.keys_with_open_agents(conn, waiting_keys) if waiting_keys else set()
+    to_offer = {
+        e.ticket_id for e, _, _ in relaxed if e.state is EntryState.WAITING and matching.need_of(e).key in may_match
+    }
+    settled = [(e, esc, now) for e, esc, now in relaxed if e.ticket_id not in to_offer]
+    await store.save_entries(conn, [e for e, _, _ in settled])
+    await publish(conn, *(esc for _, esc, _ in settled if esc is not None))
+    armings = [a for a in (entries.relaxation(e) for e, _, _ in settled) if a is not None]
+    armings += [dispatch.recheck(e.ticket_id, now) for e, _, now in settled if e.state is EntryState.WAITING]
+    await timers.arm_all(conn, armings, wakes=wake.BATCHED_TIMERS)
+    return {timer_of[t].id for t in held_elsewhere | to_offer}
 
 
 # --- transfers -------------------------------------------------------------------------------------------

@@ -49,10 +49,11 @@ class Timer:
 
 
 TimerHandler = Callable[[Connection, Timer], Awaitable[None]]
-# Looks at many due timers of one kind at once, without locking what they are about, and returns the ids of
-# those whose handler has something to do; the others are marked fired as they are. For timers that mostly
-# find nothing (a dispatch re-check of a ticket no agent can take), one statement instead of a transaction each.
-Triage = Callable[[Connection, Sequence[Timer]], Awaitable[Collection[int]]]
+# Handles many due timers of one kind in one transaction, as far as it can without waiting for a lock or racing
+# for an agent, and returns the ids of those it leaves to the kind's one-at-a-time handler; the others are marked
+# fired. For kinds that come due by the hundred and mostly find little to do (a backlog's re-checks and step
+# relaxations when no agent can take it), a few statements for the lot instead of a transaction each.
+BatchHandler = Callable[[Connection, Sequence[Timer]], Awaitable[Collection[int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ async def arm(conn: Connection, *, kind: str, key: str, due_at: datetime, payloa
 
 async def arm_all(conn: Connection, armings: Sequence[Arming], *, wakes: wake.WakeSignal = wake.TIMERS) -> None:
     """Arm (or move) several timers in one statement; of two armings of one timer, the later wins. ``wakes``:
-    the loops to wake at commit (``wake.TRIAGED_TIMERS`` when the one due at once is of a triaged kind)."""
+    the loops to wake at commit (``wake.BATCHED_TIMERS`` when the one due at once is of a kind handled in batches)."""
     if not armings:
         return
     latest = list({(a.kind, a.key): a for a in armings}.values())
@@ -167,72 +168,92 @@ class TimerScheduler:
         batch_size: int = 200,
         max_sleep_s: float = 1.0,
         loops: int = 1,
-        triage: Mapping[str, Triage] | None = None,
-        triage_batch_size: int = 500,
+        batched: Mapping[str, BatchHandler] | None = None,
+        batched_claim: int = 500,
     ) -> None:
         self._pool = pool
         self._handlers = handlers
         self._batch_size = batch_size
         self._max_sleep_s = max_sleep_s
         self._loops = loops
-        self._triage = dict(triage or {})
-        self._triaged_kinds = sorted(self._triage)
-        self._triage_batch_size = triage_batch_size
+        self._batched = dict(batched or {})
+        self._batched_kinds = sorted(self._batched)
+        self._batched_claim = batched_claim
 
     async def run(self) -> None:
-        """Fire until cancelled with ``loops`` claiming loops, plus one for the kinds triaged in batches. Each
+        """Fire until cancelled with ``loops`` claiming loops, plus one for the kinds handled in batches. Each
         sleeps until its next due timer, woken early by this process's arming commits (timers armed by other
         processes wait at most ``max_sleep_s``). Loops claim with SKIP LOCKED, like replicas, so a burst of due
         timers is worked through ``loops`` at a time."""
-        loops = [self._forever(self.fire_due, self._batch_size, triaged=False) for _ in range(self._loops)]
-        if self._triage:
-            loops.append(self._forever(self.triage_due, self._triage_batch_size, triaged=True))
+        loops = [self._forever(self.fire_due, self._batch_size, batched=False) for _ in range(self._loops)]
+        if self._batched:
+            loops.append(self._forever(self.fire_batched, self._batched_claim, batched=True))
         await asyncio.gather(*loops)
 
-    async def _forever(self, work: Callable[[], Awaitable[int]], full: int, *, triaged: bool) -> None:
+    async def _forever(self, work: Callable[[], Awaitable[int]], full: int, *, batched: bool) -> None:
         woken = asyncio.Event()
         with wake.TIMERS.subscribed(woken), contextlib.ExitStack() as more:
-            if triaged:
-                more.enter_context(wake.TRIAGED_TIMERS.subscribed(woken))
+            if batched:
+                more.enter_context(wake.BATCHED_TIMERS.subscribed(woken))
             while True:
                 woken.clear()
                 try:
                     if await work() == full:
                         continue
-                    sleep_s = await self._seconds_to_next(triaged=triaged)
+                    sleep_s = await self._seconds_to_next(batched=batched)
                 except DB_UNAVAILABLE_ERRORS as exc:
                     log.warning("timer scheduler pass failed", extra={"error": repr(exc)})
                     sleep_s = self._max_sleep_s
                 await wait_for_wake(woken, sleep_s)
 
     async def fire_due(self) -> int:
-        """Fire one batch of due timers (of the kinds not triaged); return how many were claimed."""
+        """Fire one batch of due timers (of the kinds not handled in batches); return how many were claimed."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_CLAIM, self._batch_size, self._triaged_kinds, False)
+            rows = await conn.fetch(_CLAIM, self._batch_size, self._batched_kinds, False)
             await self._fire_claimed(conn, [_timer(row) for row in rows], [json.loads(row["trace"]) for row in rows])
         return len(rows)
 
-    async def triage_due(self) -> int:
-        """Claim due timers of the triaged kinds, mark fired those their triage finds nothing to do for, and fire
-        the others one transaction each, as ``fire_due`` would; return how many were claimed."""
+    async def fire_batched(self) -> int:
+        """Claim due timers of the batched kinds, let each kind's batch handler take what it can in this one
+        transaction, and fire the ones it leaves one transaction each, as ``fire_due`` would; return how many
+        were claimed."""
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                rows = await conn.fetch(_CLAIM, self._triage_batch_size, self._triaged_kinds, True)
+                rows = await conn.fetch(_CLAIM, self._batched_claim, self._batched_kinds, True)
                 claimed = [_timer(row) for row in rows]
-                busy: set[int] = set()
-                for kind in {t.kind for t in claimed}:
-                    busy.update(await self._triage[kind](conn, [t for t in claimed if t.kind == kind]))
-                idle = [t for t in claimed if t.id not in busy]
-                await _mark_fired(conn, idle)
-            for timer in idle:
+                left: set[int] = set()
+                for kind in sorted({t.kind for t in claimed}):
+                    left.update(await self._run_batch(conn, kind, [t for t in claimed if t.kind == kind]))
+                done = [t for t in claimed if t.id not in left]
+                await _mark_fired(conn, done)
+            for timer in done:
                 timer_metrics.timer_fired(timer.kind, timer.due_at)
             for timer in claimed:
-                if timer.id in busy:
+                if timer.id in left:
                     await self._fire_one(conn, timer)
         return len(rows)
 
+    async def _run_batch(self, conn: Connection, kind: str, due: Sequence[Timer]) -> Collection[int]:
+        """What the kind's batch handler leaves; all of them if it fails (its effects undone by a savepoint):
+        the one-at-a-time handler then retries each with its own back-off."""
+        with tracer.start_as_current_span(
+            f"timers {kind}", attributes={"supportdesk.timer.kind": kind, "supportdesk.timer.count": len(due)}
+        ):
+            try:
+                async with conn.transaction():
+                    return await self._batched[kind](conn, due)
+            except DB_UNAVAILABLE_ERRORS:
+                raise
+            except Exception as exc:
+                trace.get_current_span().record_exception(exc)
+                log.warning(
+                    "timer batch failed; firing one at a time", extra={"kind": kind, "error": describe_error(exc)}
+                )
+                return {t.id for t in due}
+
     async def _fire_one(self, conn: Connection, timer: Timer) -> None:
-        """Fire one triaged timer in a transaction of its own, if it is still armed and not claimed elsewhere."""
+        """Fire one timer a batch handler left, in a transaction of its own, if it is still armed as it was claimed
+        (not cancelled or moved meanwhile) and not claimed elsewhere."""
         async with conn.transaction():
             row = await conn.fetchrow(
                 """
@@ -287,15 +308,15 @@ class TimerScheduler:
         timer_metrics.timer_fired(timer.kind, timer.due_at)
         return True
 
-    async def _seconds_to_next(self, *, triaged: bool) -> float:
+    async def _seconds_to_next(self, *, batched: bool) -> float:
         async with self._pool.acquire() as conn:
             seconds = await conn.fetchval(
                 """
                 SELECT extract(epoch FROM min(due_at) - now()) FROM timers
                 WHERE fired_at IS NULL AND cancelled_at IS NULL AND (kind = ANY($1::text[])) = $2
                 """,
-                self._triaged_kinds,
-                triaged,
+                self._batched_kinds,
+                batched,
             )
         return self._max_sleep_s if seconds is None else min(float(seconds), self._max_sleep_s)
 

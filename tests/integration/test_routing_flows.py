@@ -314,6 +314,50 @@ async def test_a_relaxed_step_lets_a_less_skilled_agent_take_the_ticket(desk: De
     assert (escalated.queue, escalated.step) == ("cards", 1)
 
 
+async def test_a_backlog_no_agent_can_take_relaxes_together_and_the_next_agent_still_gets_it(desk: Desk) -> None:
+    """Steps coming due for many waiting tickets at once are relaxed in a batch: each moves to its next step,
+    supervisors hear of each, and an agent who turns up later is still offered them."""
+    rule = RoutingRule(
+        id=uuid.uuid4(),
+        name="cards, fast relax",
+        position=1,
+        match=RuleMatch(categories=("bank_card",)),
+        queue="cards",
+        steps=(
+            Step(after=timedelta(0), requirements=(Requirement("cards", 5),)),
+            Step(after=timedelta(seconds=1), requirements=(Requirement("cards", 2),), notify_supervisor=True),
+        ),
+    )
+    await desk.service.create_rule("r-1", rule)
+    await desk.agent("novice", {"cards": 1}, capacity=10)  # open, but below both steps
+    backlog = [await desk.ticket(category="bank_card", priority="normal") for _ in range(6)]
+
+    async def all_relaxed() -> bool:
+        steps = await desk.pool.fetchval(
+            "SELECT count(*) FROM queue_entries WHERE ticket_id = ANY($1::uuid[]) AND step = 1", backlog
+        )
+        return bool(steps == len(backlog))
+
+    await eventually(all_relaxed, what="every ticket of the backlog at its second step")
+    for ticket in backlog:
+        entry = await desk.entry(ticket)
+        assert (entry.state, entry.agent_id) == (EntryState.WAITING, None)
+        [escalated] = [
+            routing_events.TicketEscalated.FromString(p) for p in await desk.events("ticket.escalated", ticket)
+        ]
+        assert (escalated.queue, escalated.step) == ("cards", 1)
+    assert (
+        await desk.pool.fetchval(
+            "SELECT count(*) FROM timers WHERE kind = 'route.relax' AND coalesce(fired_at, cancelled_at) IS NULL"
+        )
+        == 0
+    ), "no step is left to relax to"
+
+    await desk.agent("junior", {"cards": 2}, capacity=10)
+    for ticket in backlog:
+        await desk.until(ticket, EntryState.OFFERED, "junior")
+
+
 async def test_a_ticket_in_chinese_waits_for_an_agent_who_speaks_it(desk: Desk) -> None:
     await desk.agent("english-only", {"payments": 5}, languages=("en",))
     ticket = await desk.ticket(language="zh")

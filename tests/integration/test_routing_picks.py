@@ -125,7 +125,7 @@ async def test_the_dispatch_queries_agree_with_the_reference_pickers(
             agents = await seed_agents(conn, rng, 40)
             entries = await seed_entries(conn, rng, 120, [a.id for a in agents], dense=dense)
             await conn.execute("ANALYZE agent_keys; ANALYZE queue_entries")
-            # The re-check triage may send a ticket no agent can take to the full pick, never skip one it can.
+            # The batched re-check may send a ticket no agent can take to the full pick, never skip one it can.
             worth = await store.waiting_with_open_agents(conn, {e.ticket_id for e in entries})
             matched = 0
             for entry in entries:

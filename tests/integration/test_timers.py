@@ -182,12 +182,14 @@ async def test_a_handler_that_re_arms_its_own_timer_gets_it_fired_again(pool: as
     assert await count(pool, "SELECT count(*) FROM timers WHERE fired_at < due_at") == 0
 
 
-async def test_triaged_timers_run_only_the_handlers_their_triage_keeps_and_all_fire_once(pool: asyncpg.Pool) -> None:
-    """A triaged kind is looked at in batches: the timers its triage passes over are marked fired without a
-    handler, the others fire one transaction each; the claiming loops leave the kind to the triage loop."""
+async def test_batched_timers_run_one_at_a_time_only_what_their_batch_leaves_and_all_fire_once(
+    pool: asyncpg.Pool,
+) -> None:
+    """A batched kind goes to its batch handler first: the timers it takes are marked fired without the
+    one-at-a-time handler, the others fire one transaction each; the claiming loops leave the kind alone."""
     looked_at: list[int] = []
 
-    async def keep_odd(conn: Connection, due: Sequence[Timer]) -> set[int]:
+    async def leave_odd(conn: Connection, due: Sequence[Timer]) -> set[int]:
         looked_at.append(len(due))
         return {t.id for t in due if int(t.key[1:]) % 2}
 
@@ -196,7 +198,7 @@ async def test_triaged_timers_run_only_the_handlers_their_triage_keeps_and_all_f
         await timers.arm_all(conn, [timers.Arming("recheck", f"r{i}", due) for i in range(100)])
     await arm_in(pool, "plain", 0.1)
     scheduler = TimerScheduler(
-        pool, {"test": record, "recheck": record}, batch_size=1, loops=2, triage={"recheck": keep_odd}
+        pool, {"test": record, "recheck": record}, batch_size=1, loops=2, batched={"recheck": leave_odd}
     )
     task = asyncio.create_task(scheduler.run())
     try:
@@ -206,22 +208,22 @@ async def test_triaged_timers_run_only_the_handlers_their_triage_keeps_and_all_f
     fired = {r["key"] for r in await pool.fetch("SELECT key FROM fired")}
     assert fired == {"plain"} | {f"r{i}" for i in range(1, 100, 2)}
     assert await count(pool, "SELECT count(*) FROM fired") == 51, "a timer's handler ran twice"
-    assert sum(looked_at) == 100, "every recheck goes through the triage, exactly once"
-    assert max(looked_at) > 1, "the triage looks at due timers in batches"
+    assert sum(looked_at) == 100, "every recheck goes through the batch handler, exactly once"
+    assert max(looked_at) > 1, "the batch handler is given due timers in batches"
     assert await count(pool, "SELECT count(*) FROM timers WHERE lateness IS NULL OR fired_at < due_at") == 0
 
 
-async def test_a_triaged_timer_cancelled_before_its_own_transaction_does_not_fire(pool: asyncpg.Pool) -> None:
-    """A timer the triage keeps fires later, in a transaction of its own: if it was cancelled meanwhile (here by
-    the triage's own transaction, as a concurrent cancel would be), it must not fire."""
+async def test_a_timer_left_by_its_batch_and_cancelled_meanwhile_does_not_fire(pool: asyncpg.Pool) -> None:
+    """A timer its batch handler leaves fires later, in a transaction of its own: if it was cancelled meanwhile
+    (here by the batch's own transaction, as a concurrent cancel would be), it must not fire."""
 
-    async def keep_but_cancel(conn: Connection, due: Sequence[Timer]) -> set[int]:
+    async def leave_but_cancel(conn: Connection, due: Sequence[Timer]) -> set[int]:
         await timers.cancel(conn, kind="recheck", key="gone")
         return {t.id for t in due}
 
     await arm_in(pool, "gone", 0, kind="recheck")
     await arm_in(pool, "canary", 0.2)
-    scheduler = TimerScheduler(pool, {"test": record, "recheck": record}, triage={"recheck": keep_but_cancel})
+    scheduler = TimerScheduler(pool, {"test": record, "recheck": record}, batched={"recheck": leave_but_cancel})
     task = asyncio.create_task(scheduler.run())
     try:
         await eventually(lambda: _all_fired(pool, 1), what="the canary")
