@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
-from services.kit.bus.consumer import EventConsumer, Handler
+from services.kit.bus.consumer import EventConsumer, Handler, Together
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.gauges import bus_samplers
 from services.kit.bus.outbox import OutboxRelay
@@ -52,6 +52,8 @@ class ServiceDefinition:
     grpc_services: Sequence[str]
     register: Callable[[grpc.aio.Server, Runtime], None]
     consumers: Callable[[Runtime], list[tuple[ConsumerSpec, Handler]]] = field(default=lambda _: [])
+    # Event types some consumers (by durable name) apply in batches, one transaction for many events.
+    together: Mapping[str, Together] = field(default_factory=dict)
     # Other long-running loops of the service (e.g. a timer scheduler), run and supervised like consumers.
     workers: Callable[[Runtime], list[Callable[[], Coroutine[Any, Any, None]]]] = field(default=lambda _: [])
     # Gauges the service reads from its own tables (queue depth, agents by presence), sampled on a slow timer.
@@ -153,6 +155,7 @@ async def _serve(
                 handler,
                 max_deliver=settings.consumer_max_deliver,
                 concurrency=settings.consumer_concurrency,
+                together=definition.together.get(spec.durable),
             ).run(),
             name=f"consumer-{spec.durable}",
         )

@@ -47,6 +47,7 @@ DEFINITION = ServiceDefinition(
     grpc_services=[SERVICE_NAME, sla.SERVICE_NAME],
     register=_register,
     consumers=_consumers,
+    together={TICKET_EVENTS.durable: consumers.TICKETS_CREATED_TOGETHER},
     workers=_workers,
     samplers=lambda runtime: metrics.samplers(runtime.pool),
     on_published=metrics.on_published,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
 
+from services.kit.bus.consumer import Delivered, Together
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.streams import TICKETING, ConsumerSpec
 from services.kit.db import Connection
@@ -28,6 +29,18 @@ async def on_ticket_event(conn: Connection, event: Envelope) -> None:
     config = config_cache.OnDemand(conn)
     opened = await sla.handle_ticket_event(conn, event, config.sla_rules)
     await tickets.handle_ticket_event(conn, event, config, opened)
+
+
+async def on_tickets_created(conn: Connection, batch: Sequence[Delivered]) -> None:
+    """``on_ticket_event`` for many ``ticket.created`` events applied together, in one transaction."""
+    config = config_cache.OnDemand(conn)
+    opened = await sla.open_tickets(conn, [d.envelope for d in batch], config.sla_rules)
+    created = [(d, convert.created_ticket(d.envelope.data), opened[d.envelope.id]) for d in batch]
+    await tickets.on_created_many(conn, created, await config.get())
+
+
+# A burst of new tickets (the busiest path) is applied a fetched batch at a time.
+TICKETS_CREATED_TOGETHER = Together(frozenset({convert.TICKET_CREATED}), on_tickets_created)
 
 
 async def _recheck_ticket(conn: Connection, timer: Timer) -> None:

@@ -104,6 +104,26 @@ async def insert_entry(conn: Connection, entry: QueueEntry) -> bool:
     return bool(inserted)
 
 
+_ENTRY_TYPES = (
+    "uuid, text, text, text, bigint, timestamptz, timestamptz, jsonb, integer, timestamptz, timestamptz, text, text, "
+    "text, text, uuid, text, text, timestamptz, text, smallint, text, jsonb"
+)
+_INSERT_ENTRIES = f"""
+    INSERT INTO queue_entries ({_COLUMNS}, req_skill, req_level, req_language, req_extra)
+    SELECT * FROM unnest({", ".join(f"${i}::{t}[]" for i, t in enumerate(_ENTRY_TYPES.split(", "), start=1))})
+    ON CONFLICT (ticket_id) DO NOTHING
+    RETURNING ticket_id
+"""
+
+
+async def insert_entries(conn: Connection, new: Sequence[QueueEntry]) -> set[uuid.UUID]:
+    """``insert_entry`` for several in one statement: the ids of those inserted (the others were in routing)."""
+    if not new:
+        return set()
+    columns = [list(c) for c in zip(*(_entry_args(e) for e in new), strict=True)]
+    return {row["ticket_id"] for row in await conn.fetch(_INSERT_ENTRIES, *columns)}
+
+
 _SAVE_ENTRY = """
     UPDATE queue_entries SET
         queue = $2, priority = $3, state = $4, ticket_version = $5, steps = $6::jsonb, step = $7,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from services.kit import wake
+from services.kit.bus.consumer import Delivered
 from services.kit.bus.envelope import Envelope
 from services.kit.db import Connection
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -52,13 +53,10 @@ async def handle_ticket_event(
     # Messages, notes, assignments, CSAT and flags do not move a ticket in routing.
 
 
-async def on_created(
-    conn: Connection, ticket: TicketFacts, now: datetime, config: Config, opened: sla.Opened | None = None
-) -> QueueEntry | None:
-    """Queue a new ticket under its rule, announce it, and offer it at once if an agent fits."""
+def _new_entry(ticket: TicketFacts, now: datetime, config: Config, sla_due: datetime | None) -> QueueEntry:
+    """The queue entry of a ticket routing sees for the first time, under the first rule it matches."""
     queue, steps, rule = rules.route(config.rules, ticket)
-    sla_due = opened.earliest_deadline if opened else await sla.earliest_deadline(conn, ticket.ticket_id)
-    entry = QueueEntry(
+    return QueueEntry(
         ticket_id=ticket.ticket_id,
         queue=queue,
         priority=ticket.priority,
@@ -78,15 +76,65 @@ async def on_created(
         rule_id=rule.id if rule else None,
         sla_due_at=sla_due,
     )
+
+
+def _announcements(entry: QueueEntry, now: datetime) -> list[Envelope]:
+    """A new entry's events: the escalation its first step may ask for, then "queued"."""
+    escalation = entries.escalation(entry, -1, now)
+    queued = event(convert.TICKET_QUEUED, entry.ticket_id, convert.ticket_queued(entry))
+    return [queued] if escalation is None else [escalation, queued]
+
+
+async def on_created(
+    conn: Connection, ticket: TicketFacts, now: datetime, config: Config, opened: sla.Opened | None = None
+) -> QueueEntry | None:
+    """Queue a new ticket under its rule, announce it, and offer it at once if an agent fits."""
+    sla_due = opened.earliest_deadline if opened else await sla.earliest_deadline(conn, ticket.ticket_id)
+    entry = _new_entry(ticket, now, config, sla_due)
     if not await store.insert_entry(conn, entry):
         return None  # a redelivery: already routed
-    await entries.announce_escalation(conn, entry, -1, now)
     # A new entry has no relaxation timer to cancel: the next step's (if any) is armed with the dispatch's.
     relax = entries.relaxation(entry)
-    queued = event(convert.TICKET_QUEUED, ticket.ticket_id, convert.ticket_queued(entry))
     return await dispatch.offer_ticket(
-        conn, entry, now, queue=config.queues.get(queue), announce=[queued], arm=[relax] if relax else []
+        conn,
+        entry,
+        now,
+        queue=config.queues.get(entry.queue),
+        announce=_announcements(entry, now),
+        arm=[relax] if relax else [],
     )
+
+
+async def on_created_many(
+    conn: Connection, created: Sequence[tuple[Delivered, TicketFacts, sla.Opened | None]], config: Config
+) -> None:
+    """``on_created`` for many new tickets applied together: entries, events and timers written for all at once.
+    Only the tickets whose first step an open agent may satisfy go through a dispatch each; the others (a
+    backlog no agent can take, the common case under load) wait with the re-check any unmatched ticket gets."""
+    now = datetime.now(UTC)
+    planned: list[tuple[Delivered, QueueEntry, list[Envelope]]] = []
+    for delivered, ticket, opened in created:
+        sla_due = opened.earliest_deadline if opened else await sla.earliest_deadline(conn, ticket.ticket_id)
+        entry = _new_entry(ticket, now, config, sla_due)
+        with delivered.current():  # the events continue the ticket's trace
+            planned.append((delivered, entry, _announcements(entry, now)))
+    inserted = await store.insert_entries(conn, [entry for _, entry, _ in planned])
+    planned = [p for p in planned if p[1].ticket_id in inserted]  # the others were routed already
+    may_match = await store.keys_with_open_agents(conn, {matching.need_of(e).key for _, e, _ in planned})
+    waiting: list[tuple[QueueEntry, list[Envelope]]] = []
+    for delivered, entry, announce in planned:
+        if matching.need_of(entry).key not in may_match:
+            waiting.append((entry, announce))
+            continue
+        relax = entries.relaxation(entry)
+        with delivered.current():
+            await dispatch.offer_ticket(
+                conn, entry, now, queue=config.queues.get(entry.queue), announce=announce, arm=[relax] if relax else []
+            )
+    await publish(conn, *(e for _, announce in waiting for e in announce))
+    armings = [a for a in (entries.relaxation(e) for e, _ in waiting) if a is not None]
+    armings += [dispatch.recheck(e.ticket_id, now) for e, _ in waiting]
+    await timers.arm_all(conn, armings, wakes=wake.BATCHED_TIMERS)
 
 
 async def on_status_changed(conn: Connection, ticket_id: uuid.UUID, status: str, version: int, now: datetime) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 import pytest
 from nats.js import JetStreamContext
 
 from services.kit.bus import store
-from services.kit.bus.consumer import EventConsumer, Handler, PoisonEvent
+from services.kit.bus.consumer import Delivered, EventConsumer, Handler, PoisonEvent, Together
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.streams import TICKETING, ConsumerSpec, declare_consumer
 from services.kit.db import Connection
@@ -213,3 +213,91 @@ async def test_subjects_are_handled_concurrently_and_each_in_stream_order(
         assert handler.applied == published
     finally:
         await stop(task)
+
+
+class BatchRecorder:
+    """Applies events together in the consumer's transaction, recording each batch's size; fails the first
+    ``fail_first`` batches."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.batches: list[list[str]] = []
+
+    async def __call__(self, conn: Connection, batch: Sequence[Delivered]) -> None:
+        self.batches.append([d.envelope.id for d in batch])
+        for d in batch:
+            await Recorder()(conn, d.envelope)
+        if len(self.batches) <= self.fail_first:
+            raise ConnectionError("the batch fails after writing: its writes must roll back")
+
+
+async def run_together(
+    js: JetStreamContext, pool: asyncpg.Pool, alone: Handler, together: BatchRecorder
+) -> asyncio.Task[None]:
+    await declare_consumer(js, SPEC, BUS)
+    consumer = EventConsumer(
+        js,
+        pool,
+        SPEC,
+        alone,
+        max_deliver=BUS.consumer_max_deliver,
+        fetch_timeout_s=0.5,
+        together=Together(frozenset({SUBJECT}), together),
+    )
+    return asyncio.create_task(consumer.run())
+
+
+async def test_events_of_a_together_type_are_applied_in_batches_once_each(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    events = [event() for _ in range(40)]
+    duplicate = events[0]
+    for e in events:
+        await js.publish(SUBJECT, e.data, headers=e.headers())
+    # The same event again under another message id: the inbox must keep it from a second application.
+    await js.publish(SUBJECT, duplicate.data, headers={**duplicate.headers(), "Nats-Msg-Id": str(uuid.uuid4())})
+    alone, together = Recorder(), BatchRecorder()
+    task = await run_together(js, pool, alone, together)
+    try:
+        await eventually(lambda: settled(js), what="all messages acknowledged")
+    finally:
+        await stop(task)
+    assert await times_applied(pool) == {e.id: 1 for e in events}
+    assert max(len(b) for b in together.batches) > 1, "events fetched together are applied together"
+    assert sum(len(b) for b in together.batches) + alone.attempts == len(events)
+
+
+async def test_a_failing_batch_rolls_back_and_each_of_its_events_is_applied_alone(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    events = [event() for _ in range(10)]
+    for e in events:
+        await js.publish(SUBJECT, e.data, headers=e.headers())
+    alone, together = Recorder(), BatchRecorder(fail_first=1)
+    task = await run_together(js, pool, alone, together)
+    try:
+        await eventually(lambda: settled(js), what="all messages acknowledged")
+    finally:
+        await stop(task)
+    assert await times_applied(pool) == {e.id: 1 for e in events}, "the failed batch's writes rolled back"
+    [failed, *_] = together.batches
+    assert len(failed) > 1
+    assert alone.attempts >= len(failed), "the failed batch's events were applied one by one"
+
+
+async def test_several_events_of_one_subject_are_applied_alone_in_stream_order(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    subject = str(uuid.uuid4())
+    same = [Envelope.new(type=SUBJECT, source="test", subject=subject, data=b"x") for _ in range(3)]
+    others = [event() for _ in range(5)]
+    for e in [*same, *others]:
+        await js.publish(SUBJECT, e.data, headers=e.headers())
+    alone, together = OrderRecorder(held="nobody"), BatchRecorder()
+    task = await run_together(js, pool, alone, together)
+    try:
+        await eventually(lambda: settled(js), what="all messages acknowledged")
+    finally:
+        await stop(task)
+    assert alone.applied[subject] == [e.id for e in same]
+    assert not {e.id for e in same} & {i for b in together.batches for i in b}

@@ -49,7 +49,14 @@ def replica(pool: asyncpg.Pool, js: JetStreamContext, *, relay: bool = True) -> 
     """One routing replica's background work: the ticket-event consumer, the timer scheduler, the relay."""
     tasks = [
         asyncio.create_task(
-            EventConsumer(js, pool, consumers.TICKET_EVENTS, consumers.on_ticket_event, max_deliver=10).run()
+            EventConsumer(
+                js,
+                pool,
+                consumers.TICKET_EVENTS,
+                consumers.on_ticket_event,
+                max_deliver=10,
+                together=consumers.TICKETS_CREATED_TOGETHER,  # as the service runs it
+            ).run()
         ),
         asyncio.create_task(consumers.scheduler(pool).run()),
     ]
@@ -356,6 +363,30 @@ async def test_a_backlog_no_agent_can_take_relaxes_together_and_the_next_agent_s
     await desk.agent("junior", {"cards": 2}, capacity=10)
     for ticket in backlog:
         await desk.until(ticket, EntryState.OFFERED, "junior")
+
+
+async def test_a_burst_of_new_tickets_is_routed_together_as_each_would_be_alone(desk: Desk) -> None:
+    """Tickets created while routing was busy arrive in one fetch and are applied in one transaction: each is
+    queued and announced, the ones an agent can take are offered, and the others wait for one."""
+    await stop(desk.tasks)
+    await desk.agent("a-1", {"payments": 5}, languages=("en",), capacity=3)
+    english = [await desk.ticket(language="en", priority="normal") for _ in range(3)]
+    chinese = [await desk.ticket(language="zh", priority="normal") for _ in range(5)]
+    desk.tasks = replica(desk.pool, desk.js)
+
+    for ticket in english:
+        await desk.until(ticket, EntryState.OFFERED, "a-1")
+    for ticket in chinese:
+        entry = await desk.until(ticket, EntryState.WAITING)
+        assert entry.sla_due_at is not None, "its SLA clocks started with it"
+    for ticket in [*english, *chinese]:
+        assert len(await desk.events("ticket.queued", ticket)) == 1
+    assert await desk.pool.fetchval("SELECT count(*) FROM sla_tickets") == len(english) + len(chinese)
+    assert (await desk.service.get_agent("a-1")).active == 3
+
+    await desk.agent("a-2", {"payments": 5}, languages=("zh",), capacity=5)
+    for ticket in chinese:
+        await desk.until(ticket, EntryState.OFFERED, "a-2")
 
 
 async def test_a_ticket_in_chinese_waits_for_an_agent_who_speaks_it(desk: Desk) -> None:

@@ -9,14 +9,21 @@ A fetched batch is handled concurrently, one task per subject (the entity an eve
 one ticket still apply in the order the stream holds them while different tickets do not wait for each other:
 a handler spends most of its time waiting on Postgres round trips, and handling one event at a time would cap
 a consumer at one transaction's latency.
+
+A consumer may also apply some event types *together* (``Together``): the events of those types that are alone
+in the batch for their subject, and delivered for the first time, are claimed in the inbox and applied by one
+handler call in one transaction, so a burst costs a few statements for the lot rather than a transaction each.
+If that transaction fails, each of its events is applied alone as above, with the usual retries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -38,6 +45,35 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 Handler = Callable[[Connection, Envelope], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """An event applied together with others, and its own consumer span: work done for this event alone runs
+    inside ``current()``, so what it publishes continues the event's trace."""
+
+    envelope: Envelope
+    context: context.Context
+
+    @contextlib.contextmanager
+    def current(self) -> Iterator[None]:
+        token = context.attach(self.context)
+        try:
+            yield
+        finally:
+            context.detach(token)
+
+
+BatchHandler = Callable[[Connection, Sequence[Delivered]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Together:
+    """Event types a consumer applies in batches, and the handler that applies a batch in one transaction."""
+
+    types: frozenset[str]
+    handler: BatchHandler
+
 
 _MAX_NAK_DELAY_S = 60.0
 # A deadlock or serialization failure between concurrent handlers is retried here at once, before any nak.
@@ -65,6 +101,7 @@ class EventConsumer:
         batch_size: int = 64,
         concurrency: int = 16,
         fetch_timeout_s: float = 5.0,
+        together: Together | None = None,
     ) -> None:
         self._js = js
         self._pool = pool
@@ -74,6 +111,7 @@ class EventConsumer:
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._fetch_timeout_s = fetch_timeout_s
+        self._together = together
 
     async def run(self) -> None:
         """Fetch and handle until cancelled. The consumer must already be declared."""
@@ -89,11 +127,84 @@ class EventConsumer:
             await sub.unsubscribe()
 
     async def handle_batch(self, msgs: list[Msg]) -> None:
-        """Handle a fetched batch: subjects concurrently, each subject's events in stream order."""
+        """Handle a fetched batch: subjects concurrently, each subject's events in stream order; the events this
+        consumer applies together, together."""
         by_subject: dict[str, list[Msg]] = {}
         for msg in msgs:
             by_subject.setdefault(_subject_of(msg), []).append(msg)
-        await asyncio.gather(*(self._handle_in_order(group) for group in by_subject.values()))
+        groups = list(by_subject.values())
+        together = [g[0] for g in groups if len(g) == 1 and self._goes_together(g[0])]
+        if len(together) < 2:
+            together = []
+        alone = [g for g in groups if not (len(g) == 1 and g[0] in together)]
+        work = [self._handle_in_order(group) for group in alone]
+        if together:
+            work.append(self._apply_together(together))
+        await asyncio.gather(*work)
+
+    def _goes_together(self, msg: Msg) -> bool:
+        return (
+            self._together is not None
+            and (msg.headers or {}).get("ce-type") in self._together.types
+            and msg.metadata.num_delivered == 1  # a redelivery failed before: it goes alone
+        )
+
+    async def _apply_together(self, msgs: list[Msg]) -> None:
+        """Claim and apply the events in one transaction; on failure, apply each alone."""
+        assert self._together is not None
+        durable = self._spec.durable
+        pairs: list[tuple[Msg, Envelope]] = []
+        for msg in msgs:
+            try:
+                pairs.append((msg, Envelope.from_message(msg.headers, msg.data)))
+            except EnvelopeError:
+                await self.handle(msg)  # dead-lettered there
+        spans = [self._span(msg, envelope) for msg, envelope in pairs]
+        delivered = [Delivered(e, trace.set_span_in_context(span)) for (_, e), span in zip(pairs, spans, strict=True)]
+        for _, envelope in pairs:
+            metrics.EVENT_AGE.labels(durable).observe(max((datetime.now(UTC) - envelope.time).total_seconds(), 0.0))
+        started = time.perf_counter()
+        try:
+            async with self._slots, self._pool.acquire() as conn, conn.transaction():
+                fresh = await store.claim_events(conn, durable, [e.id for _, e in pairs])
+                if fresh:
+                    await self._together.handler(conn, [d for d in delivered if d.envelope.id in fresh])
+        except Exception as exc:
+            for span in spans:
+                span.set_attribute("supportdesk.applied_alone", True)
+                span.end()
+            log.info(
+                "events failed together; applying each alone",
+                extra={"consumer": durable, "events": len(pairs), "error": describe_error(exc)},
+            )
+            await asyncio.gather(*(self._handle_in_order([msg]) for msg, _ in pairs))
+            return
+        elapsed = time.perf_counter() - started
+        for (msg, envelope), span in zip(pairs, spans, strict=True):
+            metrics.EVENT_HANDLING.labels(durable).observe(elapsed)
+            metrics.EVENTS_HANDLED.labels(durable, "applied" if envelope.id in fresh else "duplicate").inc()
+            span.end()
+            await msg.ack()
+
+    def _span(self, msg: Msg, envelope: Envelope) -> trace.Span:
+        return tracer.start_span(
+            f"process {envelope.type}",
+            context=propagate.extract(dict(envelope.trace)),
+            kind=SpanKind.CONSUMER,
+            attributes=self._span_attributes(msg, envelope),
+        )
+
+    def _span_attributes(self, msg: Msg, envelope: Envelope) -> dict[str, str]:
+        return {
+            "messaging.system": "nats",
+            "messaging.destination.name": msg.subject,
+            "messaging.message.id": envelope.id,
+            "messaging.consumer.group.name": self._spec.durable,
+            "messaging.operation.type": "process",
+            "cloudevents.event_id": envelope.id,
+            "cloudevents.event_type": envelope.type,
+            "cloudevents.event_subject": envelope.subject,
+        }
 
     async def _handle_in_order(self, msgs: list[Msg]) -> None:
         async with self._slots:
@@ -111,18 +222,7 @@ class EventConsumer:
         token = context.attach(parent)
         try:
             with tracer.start_as_current_span(
-                f"process {envelope.type}",
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "nats",
-                    "messaging.destination.name": msg.subject,
-                    "messaging.message.id": envelope.id,
-                    "messaging.consumer.group.name": self._spec.durable,
-                    "messaging.operation.type": "process",
-                    "cloudevents.event_id": envelope.id,
-                    "cloudevents.event_type": envelope.type,
-                    "cloudevents.event_subject": envelope.subject,
-                },
+                f"process {envelope.type}", kind=SpanKind.CONSUMER, attributes=self._span_attributes(msg, envelope)
             ):
                 await self._apply(msg, envelope, deliveries)
         finally:

@@ -18,7 +18,7 @@ import dataclasses
 import importlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -123,6 +123,42 @@ async def handle_ticket_event(conn: Connection, event: Envelope, rules: RulesSou
     return Opened(deadline) if opened else None
 
 
+async def open_tickets(conn: Connection, events: Sequence[Envelope], rules: RulesSource) -> dict[str, Opened | None]:
+    """``handle_ticket_event`` for ``ticket.created`` events of distinct tickets, applied together: the usual case
+    (a ticket SLA knows nothing of yet) is written for all of them in a few statements; any other goes through
+    ``handle_ticket_event``. What that would return, by event id."""
+    opening: dict[str, TicketOpened] = {}
+    alone: list[Envelope] = []
+    for event in events:
+        try:
+            fact = convert.fact(event)
+        except convert.UnreadableEvent:
+            fact = None
+        if isinstance(fact, TicketOpened):
+            opening[event.id] = fact
+        else:
+            alone.append(event)
+    await store.lock_tickets(conn, {f.ticket_id for f in opening.values()})
+    known = await store.known_tickets(conn, [f.ticket_id for f in opening.values()]) if opening else set()
+    alone += [e for e in events if e.id in opening and opening[e.id].ticket_id in known]
+    result = {e.id: await handle_ticket_event(conn, e, rules) for e in alone}
+    fresh = {event_id: f for event_id, f in opening.items() if f.ticket_id not in known}
+    if not fresh:
+        return result
+    ruleset = await rules()
+    outcomes = {event_id: domain.open_ticket(f, queue_for(f.category), ruleset) for event_id, f in fresh.items()}
+    await store.save_tickets(conn, [o.ticket for o in outcomes.values()])
+    await _store_clocks(conn, [c for o in outcomes.values() for c in o.changed.values()], ruleset)
+    announced = [convert.breached_event(c) for o in outcomes.values() for c in o.breached]
+    announced += [convert.fulfilled_event(c) for o in outcomes.values() for c in o.fulfilled]
+    if announced:
+        await add_to_outbox(conn, announced)
+    for event_id, outcome in outcomes.items():
+        running = [c.deadline for c in outcome.changed.values() if c.state is ClockState.RUNNING]
+        result[event_id] = Opened(min(running, default=None))
+    return result
+
+
 async def earliest_deadline(conn: Connection, ticket_id: uuid.UUID) -> datetime | None:
     """The earliest deadline among the ticket's running clocks (breached ones included), None if none runs."""
     return await store.earliest_deadline(conn, ticket_id)
@@ -190,20 +226,24 @@ async def _save(conn: Connection, clocks: Iterable[Clock], rules: Rules, *, queu
     changed = list(clocks)
     if not changed:
         return None
-    await store.save_clocks(conn, changed)
-    armings: list[timers.Arming] = []
-    cancels: list[tuple[str, str]] = []
-    for clock in changed:
-        _sync_timers(clock, rules, armings, cancels)
-    # Two round trips for every timer of every changed clock.
-    await timers.arm_all(conn, armings)
-    await timers.cancel_all(conn, cancels)
+    await _store_clocks(conn, changed, rules)
     if not queued:
         # Every clock of a ticket that opens is in ``changed``.
         return min((c.deadline for c in changed if c.state is ClockState.RUNNING), default=None)
     ticket_id = changed[0].ticket_id
     await set_sla_due(conn, ticket_id, await store.earliest_deadline(conn, ticket_id))
     return None
+
+
+async def _store_clocks(conn: Connection, changed: Sequence[Clock], rules: Rules) -> None:
+    """Store changed clocks and move their timers: three round trips for any number of clocks."""
+    await store.save_clocks(conn, changed)
+    armings: list[timers.Arming] = []
+    cancels: list[tuple[str, str]] = []
+    for clock in changed:
+        _sync_timers(clock, rules, armings, cancels)
+    await timers.arm_all(conn, armings)
+    await timers.cancel_all(conn, cancels)
 
 
 def _sync_timers(clock: Clock, rules: Rules, armings: list[timers.Arming], cancels: list[tuple[str, str]]) -> None:

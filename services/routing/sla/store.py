@@ -36,6 +36,26 @@ async def lock_ticket(conn: Connection, ticket_id: uuid.UUID) -> None:
     await conn.execute(f"SELECT pg_advisory_xact_lock({_TICKET_LOCK})", ticket_id)
 
 
+async def lock_tickets(conn: Connection, ticket_ids: Iterable[uuid.UUID]) -> None:
+    """``lock_ticket`` for several, in one statement and in id order (so two lockers never deadlock)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('sla:' || t.id::text, 0)) FROM unnest($1::uuid[]) AS t(id)",
+        sorted(ticket_ids),
+    )
+
+
+async def known_tickets(conn: Connection, ticket_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these tickets SLA has state of, or buffered events for."""
+    rows = await conn.fetch(
+        """
+        SELECT ticket_id FROM sla_tickets WHERE ticket_id = ANY($1::uuid[])
+        UNION SELECT ticket_id FROM sla_event_buffer WHERE ticket_id = ANY($1::uuid[])
+        """,
+        list(ticket_ids),
+    )
+    return {row["ticket_id"] for row in rows}
+
+
 async def try_lock_ticket(conn: Connection, ticket_id: uuid.UUID, *, wait_ms: int) -> bool:
     """Take the ticket's lock, waiting at most ``wait_ms``; False if it is still held elsewhere."""
     locked: bool = await conn.fetchval("SELECT sla_lock_ticket($1, $2)", ticket_id, wait_ms)
@@ -85,14 +105,16 @@ def _ticket(row: asyncpg.Record) -> TicketSla:
     )
 
 
-async def save_ticket(conn: Connection, ticket: TicketSla) -> None:
-    await conn.execute(
-        f"""
-        INSERT INTO sla_tickets ({_TICKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-        ON CONFLICT (ticket_id) DO UPDATE SET
-            applied_version = EXCLUDED.applied_version, priority = EXCLUDED.priority,
-            status = EXCLUDED.status, updated_at = now()
-        """,
+_SAVE_TICKET = f"""
+    INSERT INTO sla_tickets ({_TICKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (ticket_id) DO UPDATE SET
+        applied_version = EXCLUDED.applied_version, priority = EXCLUDED.priority,
+        status = EXCLUDED.status, updated_at = now()
+"""
+
+
+def _ticket_values(ticket: TicketSla) -> tuple[Any, ...]:
+    return (
         ticket.ticket_id,
         ticket.version,
         ticket.category,
@@ -102,6 +124,17 @@ async def save_ticket(conn: Connection, ticket: TicketSla) -> None:
         ticket.status,
         ticket.created_at,
     )
+
+
+async def save_ticket(conn: Connection, ticket: TicketSla) -> None:
+    await conn.execute(_SAVE_TICKET, *_ticket_values(ticket))
+
+
+async def save_tickets(conn: Connection, tickets: Iterable[TicketSla]) -> None:
+    """``save_ticket`` for several, pipelined in one round trip."""
+    values = [_ticket_values(t) for t in tickets]
+    if values:
+        await conn.executemany(_SAVE_TICKET, values)
 
 
 # --- events that arrived ahead of a gap ----------------------------------------------------------------
