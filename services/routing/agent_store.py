@@ -31,13 +31,22 @@ LIMIT $4
 """
 
 
-async def insert_agent(conn: Connection, agent_id: str, profile: AgentProfile, now: datetime) -> bool:
-    """Create the agent (offline until it says otherwise); False if the id exists."""
+async def insert_agent(
+    conn: Connection,
+    agent_id: str,
+    profile: AgentProfile,
+    now: datetime,
+    *,
+    request_id: str | None = None,
+    fingerprint: str = "",
+) -> bool:
+    """Create the agent (offline until it says otherwise); False if the id, or ``request_id``, exists."""
     inserted = await conn.fetchval(
         """
-        INSERT INTO agents (id, display_name, languages, capacity, presence_changed_at, created_at)
-        VALUES ($1, $2, $3, $4, $5, $5)
-        ON CONFLICT (id) DO NOTHING
+        INSERT INTO agents (id, display_name, languages, capacity, presence_changed_at, created_at, request_id,
+                            request_fingerprint)
+        VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
+        ON CONFLICT DO NOTHING
         RETURNING true
         """,
         agent_id,
@@ -45,11 +54,25 @@ async def insert_agent(conn: Connection, agent_id: str, profile: AgentProfile, n
         list(profile.languages),
         profile.capacity,
         now,
+        request_id,
+        fingerprint,
     )
     if not inserted:
         return False
     await _replace_skills(conn, agent_id, profile.skills)
     return True
+
+
+async def agent_by_request_id(conn: Connection, request_id: str) -> tuple[str, str] | None:
+    """The id of the agent ``request_id`` created and the fingerprint of that request."""
+    row = await conn.fetchrow("SELECT id, request_fingerprint FROM agents WHERE request_id = $1", request_id)
+    return (row["id"], row["request_fingerprint"]) if row else None
+
+
+async def request_fingerprint(conn: Connection, agent_id: str) -> str | None:
+    """The fingerprint of the request that created ``agent_id``; None if there is no such agent."""
+    value: str | None = await conn.fetchval("SELECT request_fingerprint FROM agents WHERE id = $1", agent_id)
+    return value
 
 
 async def update_profile(conn: Connection, agent_id: str, profile: AgentProfile) -> None:

@@ -4,25 +4,53 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import asyncpg
+
+from services.kit import idempotency, idempotency_store
 from services.kit.db import Connection
-from services.kit.errors import FailedPrecondition, NotFound
+from services.kit.errors import AlreadyExists, FailedPrecondition, NotFound
 from services.routing import agent_store, config_store, convert, dispatch, entries, offer_store, store
 from services.routing.domain import Agent, AgentProfile, EntryState, OfferState, Presence, check_agent_id, check_profile
 from services.routing.events import event, publish
 
 AGENT = "agent"
 OFFLINE = "agent_offline"
+# Scope of CreateAgent's in-flight claim (see services.kit.idempotency_store).
+CLAIM_SCOPE = "agent"
 
 
 def _not_found(agent_id: str) -> NotFound:
     return NotFound("agent_not_found", f"agent {agent_id!r} does not exist", agent_id=agent_id)
 
 
-async def create(conn: Connection, agent_id: str, profile: AgentProfile, now: datetime) -> tuple[Agent, bool]:
-    """Create the agent, offline; for an existing id, the agent as it is and False (a retry is harmless)."""
+async def create(
+    conn: Connection, agent_id: str, profile: AgentProfile, now: datetime, *, request_id: str = ""
+) -> tuple[Agent, bool]:
+    """Create the agent, offline; a retry returns the agent as it is now and False.
+
+    A retry is the same ``request_id`` with the same body, or the same id and profile under another (or no)
+    request_id. The same request_id with another body is ``idempotency_key_reused``, and while the first call
+    is being served ``idempotency_key_in_flight``; another profile for an existing id is ``agent_exists``.
+    """
     check_agent_id(agent_id)
     check_profile(profile)
-    created = await agent_store.insert_agent(conn, agent_id, profile, now)
+    fingerprint = idempotency.fingerprint({"agent_id": agent_id, "profile": profile})
+    if request_id:
+        if not await idempotency_store.claim(conn, CLAIM_SCOPE, request_id):
+            raise idempotency.key_in_flight()
+        earlier = await agent_store.agent_by_request_id(conn, request_id)
+        if earlier is not None:
+            idempotency.check_replay(earlier[1], fingerprint, "an agent")
+            return await get(conn, earlier[0]), False
+    created = await agent_store.insert_agent(
+        conn, agent_id, profile, now, request_id=request_id or None, fingerprint=fingerprint
+    )
+    if not created:
+        stored = await agent_store.request_fingerprint(conn, agent_id)
+        if stored is None:  # the id was taken by a concurrent create that rolled back; safe to retry
+            raise asyncpg.SerializationError("concurrent create of the same agent")
+        if not idempotency.same_request(stored, fingerprint):
+            raise AlreadyExists("agent_exists", f"agent {agent_id!r} already exists with another profile")
     agent = await agent_store.get_agent(conn, agent_id)
     assert agent is not None
     return agent, created

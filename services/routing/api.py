@@ -60,7 +60,7 @@ class RoutingApi(pb_grpc.RoutingServiceServicer):
     @handled
     async def CreateAgent(self, request: pb.CreateAgentRequest, context: Context) -> pb.CreateAgentResponse:
         profile = convert.profile(request.display_name, request.skills, request.languages, request.capacity)
-        agent, created = await self._service.create_agent(request.agent_id, profile)
+        agent, created = await self._service.create_agent(request.agent_id, profile, request_id=request.request_id)
         return pb.CreateAgentResponse(agent=convert.agent_message(agent), created=created)
 
     @handled

@@ -100,16 +100,17 @@ async def list_rules(conn: Connection, *, after: tuple[int, uuid.UUID] | None, l
     return [_rule(r) for r in rows]
 
 
-async def rule_by_request_id(conn: Connection, request_id: str) -> RoutingRule | None:
+async def rule_by_request_id(conn: Connection, request_id: str) -> tuple[RoutingRule, str] | None:
+    """The rule ``request_id`` created and the fingerprint of that request."""
     row = await conn.fetchrow(
         """
         SELECT id, name, position, match_categories, match_languages, match_priorities, match_tiers, queue,
-               steps, version
+               steps, version, request_fingerprint
         FROM routing_rules WHERE request_id = $1
         """,
         request_id,
     )
-    return _rule(row) if row else None
+    return (_rule(row), row["request_fingerprint"]) if row else None
 
 
 async def lock_rule(conn: Connection, rule_id: uuid.UUID) -> RoutingRule | None:
@@ -124,18 +125,19 @@ async def lock_rule(conn: Connection, rule_id: uuid.UUID) -> RoutingRule | None:
     return _rule(row) if row else None
 
 
-async def insert_rule(conn: Connection, rule: RoutingRule, request_id: str | None) -> bool:
+async def insert_rule(conn: Connection, rule: RoutingRule, request_id: str | None, fingerprint: str = "") -> bool:
     """False if a rule was already created under ``request_id``."""
     inserted = await conn.fetchval(
         """
         INSERT INTO routing_rules (id, name, position, match_categories, match_languages, match_priorities,
-                                   match_tiers, queue, steps, version, request_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 1, $10)
+                                   match_tiers, queue, steps, version, request_id, request_fingerprint)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 1, $10, $11)
         ON CONFLICT (request_id) DO NOTHING
         RETURNING true
         """,
         *_rule_args(rule),
         request_id,
+        fingerprint,
     )
     return bool(inserted)
 

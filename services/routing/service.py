@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from services.kit import idempotency, idempotency_store
 from services.kit.db import Connection
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.pagination import decode_token, encode_token, page_size
@@ -29,6 +30,8 @@ from services.routing.domain import (
 )
 
 T = TypeVar("T")
+# Scope of CreateRule's in-flight claim (see services.kit.idempotency_store).
+RULE_CLAIM_SCOPE = "routing_rule"
 Clock = Callable[[], datetime]
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _ATTEMPTS = 3
@@ -139,8 +142,10 @@ class RoutingService:
 
     # --- agents ------------------------------------------------------------------------------------------
 
-    async def create_agent(self, agent_id: str, profile: AgentProfile) -> tuple[Agent, bool]:
-        return await self._run(lambda conn: agents.create(conn, agent_id, profile, self._clock()))
+    async def create_agent(self, agent_id: str, profile: AgentProfile, *, request_id: str = "") -> tuple[Agent, bool]:
+        return await self._run(
+            lambda conn: agents.create(conn, agent_id, profile, self._clock(), request_id=request_id)
+        )
 
     async def get_agent(self, agent_id: str) -> Agent:
         return await self._read(lambda conn: agents.get(conn, agent_id))
@@ -195,13 +200,30 @@ class RoutingService:
         return found, encode_token({"p": last.position, "id": str(last.id)}) if last else ""
 
     async def create_rule(self, request_id: str, rule: RoutingRule) -> tuple[RoutingRule, bool]:
+        """Create; a retry with the same request_id returns the original and ``created=False``, another body
+        under it is ``idempotency_key_reused``, and while the first is being served ``idempotency_key_in_flight``.
+        """
         rules.check_rule(rule)
+        fingerprint = idempotency.fingerprint(rule, exclude=("id", "version"))
+
+        async def replay(conn: Connection) -> RoutingRule | None:
+            earlier = await config_store.rule_by_request_id(conn, request_id)
+            if earlier is None:
+                return None
+            idempotency.check_replay(earlier[1], fingerprint, "a routing rule")
+            return earlier[0]
 
         async def work(conn: Connection) -> tuple[RoutingRule, bool]:
+            if request_id:
+                if not await idempotency_store.claim(conn, RULE_CLAIM_SCOPE, request_id):
+                    raise idempotency.key_in_flight()
+                existing = await replay(conn)
+                if existing is not None:
+                    return existing, False
             await config_store.ensure_queue(conn, rule.queue)
-            if await config_store.insert_rule(conn, rule, request_id or None):
+            if await config_store.insert_rule(conn, rule, request_id or None, fingerprint):
                 return await self._rule(conn, rule.id), True
-            existing = await config_store.rule_by_request_id(conn, request_id)
+            existing = await replay(conn)
             if existing is None:  # the conflicting insert rolled back after all; safe to retry
                 raise asyncpg.SerializationError("concurrent create with the same request_id")
             return existing, False

@@ -8,8 +8,6 @@ own version, so that every event and timeline line names exactly one version.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from services.kit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from services.kit.idempotency import fingerprint
 
 
 class Channel(StrEnum):
@@ -199,16 +198,7 @@ class NewTicket:
 
 def request_fingerprint(new: NewTicket) -> str:
     """A digest of everything the request asks for but its request_id: equal exactly for identical requests."""
-    fields = dataclasses.asdict(new)
-    del fields["request_id"]
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_canonical)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _canonical(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} has no canonical form")
+    return fingerprint(new, exclude=("request_id",))
 
 
 def _require(ok: bool, field_name: str, rule: str) -> None:

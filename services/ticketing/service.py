@@ -18,6 +18,7 @@ from services.kit.bus.envelope import Envelope
 from services.kit.bus.store import add_to_outbox
 from services.kit.db import Connection
 from services.kit.errors import FailedPrecondition, NotFound
+from services.kit.idempotency import check_replay, key_in_flight, key_reused
 from services.kit.pagination import decode_token, encode_token, page_size
 from services.kit.telemetry import current_trace_id
 from services.ticketing import conversation, convert, domain, store
@@ -91,7 +92,7 @@ class TicketingService:
             conn, candidate, request_id, fingerprint, created, trace_id=current_trace_id(), event=event
         )
         if not claimed:
-            raise _in_flight()
+            raise key_in_flight()
         if ticket is not None:
             return ticket, True
         return await self._existing(conn, request_id, fingerprint), False
@@ -109,7 +110,7 @@ class TicketingService:
         """A secret was redacted: the ticket is also flagged and the customer warned, in one transaction."""
         async with conn.transaction():
             if not await store.claim_request(conn, request_id):
-                raise _in_flight()
+                raise key_in_flight()
             ticket = await store.insert_ticket(conn, candidate, request_id, fingerprint)
             if ticket is None:
                 return await self._existing(conn, request_id, fingerprint), False
@@ -126,8 +127,7 @@ class TicketingService:
         if existing is None:  # the conflicting insert rolled back after all; rare, safe to retry
             raise asyncpg.SerializationError("concurrent create with the same request_id")
         original, original_fingerprint = existing
-        if original_fingerprint not in ("", fingerprint):
-            raise FailedPrecondition("idempotency_key_reused", "this request_id opened a ticket with other content")
+        check_replay(original_fingerprint, fingerprint, "a ticket")
         return original
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
@@ -206,9 +206,7 @@ class TicketingService:
                     new.body,
                     new.attachments,
                 ):
-                    raise FailedPrecondition(
-                        "idempotency_key_reused", "this request_id added a message with other content"
-                    )
+                    raise key_reused("a message")
                 return existing, ticket, False
             history = History(ticket, now)
             conversation.check_may_post(history, new)
@@ -358,12 +356,6 @@ class TicketingService:
                 for event_type, data in (convert.event_for(ticket, change, by_id) for change in history.changes)
             ],
         )
-
-
-def _in_flight() -> FailedPrecondition:
-    return FailedPrecondition(
-        "idempotency_key_in_flight", "a request with this request_id is still being served; retry"
-    )
 
 
 def _redacted_ticket(new: NewTicket) -> tuple[NewTicket, tuple[object, ...]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from services.kit import idempotency_store
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.store import OUTBOX_COLUMNS, outbox_values, outbox_written
 from services.kit.db import Connection
@@ -54,15 +55,14 @@ async def insert_ticket(conn: Connection, ticket: Ticket, request_id: str, finge
 
 
 async def claim_request(conn: Connection, request_id: str) -> bool:
-    """Whether no other transaction is creating with ``request_id`` right now; call inside the creating one.
-
-    The claim is a transaction-scoped advisory lock on the request_id's hash: released at commit or rollback,
-    and a (rare) hash collision only makes one request answer "in flight" for a moment.
-    """
-    return bool(await conn.fetchval(f"SELECT {_CLAIM}", request_id))
+    """Whether no other transaction is creating a ticket with ``request_id`` right now (see
+    ``services.kit.idempotency_store``); call inside the creating transaction."""
+    return await idempotency_store.claim(conn, TICKET_CLAIM_SCOPE, request_id)
 
 
-_CLAIM = "pg_try_advisory_xact_lock(hashtextextended($1, 0))"
+# Tickets claim the bare request_id, inside the statement that writes them (``insert_announced_ticket``).
+TICKET_CLAIM_SCOPE = ""
+_CLAIM = idempotency_store.claim_expression("$1")
 
 
 async def insert_announced_ticket(

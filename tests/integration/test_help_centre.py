@@ -185,9 +185,15 @@ async def test_create_update_and_search_the_new_text(help_centre: Help) -> None:
     created = await help_centre.stub.CreateArticle(create_request("r-1"))
     assert created.created
     assert created.article.version == 1
-    replay = await help_centre.stub.CreateArticle(create_request("r-1", title="Something else"))
+    replay = await help_centre.stub.CreateArticle(create_request("r-1"))
     assert not replay.created
     assert replay.article == created.article
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await help_centre.stub.CreateArticle(create_request("r-1", title="Something else"))
+    assert (reused.value.code(), reason(reused.value)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "idempotency_key_reused",
+    )
 
     # The other replica's index notices the new article too.
     assert await search(help_centre.replica, "staking tuesday", "en") == ["staking-rewards"]

@@ -94,12 +94,23 @@ def agent_request(agent_id: str, capacity: int = 2, **skills: int) -> pb.CreateA
 
 async def test_agents_are_created_once_read_listed_and_updated(api: Api) -> None:
     first = await api.stub.CreateAgent(agent_request("li", payments=5, cards=3))
-    again = await api.stub.CreateAgent(agent_request("li", capacity=9))
+    again = await api.stub.CreateAgent(agent_request("li", payments=5, cards=3))
+    unkeyed = agent_request("li", payments=5, cards=3)
+    unkeyed.request_id = ""
+    same_profile = await api.stub.CreateAgent(unkeyed)
     await api.stub.CreateAgent(agent_request("wang", cards=2))
 
     assert first.created
-    assert not again.created
-    assert again.agent == first.agent
+    assert (again.created, same_profile.created) == (False, False)
+    assert again.agent == first.agent == same_profile.agent
+    await fails(
+        api.stub.CreateAgent(agent_request("li", capacity=9)),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "idempotency_key_reused",
+    )
+    other = agent_request("li", capacity=9)
+    other.request_id = "r-other"
+    await fails(api.stub.CreateAgent(other), grpc.StatusCode.ALREADY_EXISTS, "agent_exists")
     assert first.agent.presence == agent_pb2.PRESENCE_OFFLINE
     assert {(s.name, s.proficiency) for s in first.agent.skills} == {("payments", 5), ("cards", 3)}
     got = await api.stub.GetAgent(pb.GetAgentRequest(agent_id="li"))

@@ -119,8 +119,13 @@ async def test_policies_are_created_once_per_request_id_updated_by_version_and_d
     first = await sla.stub.CreateSlaPolicy(pb.CreateSlaPolicyRequest(request_id="r-1", policy=a_policy()))
     assert first.created
     assert list(first.policy.warning_percents) == [50, 80]
-    again = await sla.stub.CreateSlaPolicy(pb.CreateSlaPolicyRequest(request_id="r-1", policy=a_policy(name="x")))
+    again = await sla.stub.CreateSlaPolicy(pb.CreateSlaPolicyRequest(request_id="r-1", policy=a_policy()))
     assert (again.created, again.policy.id, again.policy.name) == (False, first.policy.id, "VIP complaints")
+    await expect_error(
+        sla.stub.CreateSlaPolicy(pb.CreateSlaPolicyRequest(request_id="r-1", policy=a_policy(name="x"))),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "idempotency_key_reused",
+    )
     appended = await sla.stub.CreateSlaPolicy(pb.CreateSlaPolicyRequest(request_id="r-2", policy=a_policy(position=0)))
     assert appended.policy.position == 110  # after the last one
 

@@ -15,8 +15,8 @@ from support.routing.v1 import agent_pb2, offer_pb2, queue_pb2, routing_service_
 from support.ticketing.v1 import ticket_pb2
 
 from services.gateway import mapping, schemas
+from services.gateway.idempotency import request_id_for
 from services.gateway.principal import Principal, Role
-from services.gateway.routes.tickets import request_id_for
 from services.gateway.schemas import Instant
 
 pytestmark = pytest.mark.unit

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.gateway.auth import require_roles
 from services.gateway.clients import ServiceClients
 from services.gateway.deps import get_clients
+from services.gateway.idempotency import IdempotencyKey, creating_responses, request_id_for, reused_key_is_422
 from services.gateway.openapi import problem_responses
 from services.gateway.principal import Principal, Role
 from services.gateway.problems import ProblemError
 from services.gateway.routes.paging import PageSize, PageToken
-from services.gateway.routes.tickets import request_id_for
 from services.gateway.schemas import (
     AgentOut,
     AgentPage,
@@ -43,21 +43,32 @@ def _self_or_manager(principal: Principal, agent_id: str) -> None:
     "",
     status_code=201,
     summary="Add an agent",
-    responses={
-        200: {"model": AgentOut, "description": "A retry: the agent as first created."},
-        **problem_responses(400, 401, 403, 409, 422, 503),
-    },
+    description=(
+        "The agent id is the identity provider's subject, so it names the agent: adding an existing id again "
+        "with the same profile answers 200 with the agent, under any Idempotency-Key; with another profile, "
+        "409 `agent_exists`."
+    ),
+    responses=creating_responses(
+        AgentOut,
+        "the agent as it is now",
+        400,
+        401,
+        403,
+        413,
+        503,
+        location="Path of the agent.",
+        conflicts="`agent_exists`: an agent with this id exists with another profile",
+    ),
 )
 async def create_agent(
     body: CreateAgentIn,
     response: Response,
     principal: Annotated[Principal, Depends(require_roles(*MANAGERS))],
     clients: Annotated[ServiceClients, Depends(get_clients)],
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> AgentOut:
-    agent, created = await clients.create_agent(body, request_id=request_id_for(principal, idempotency_key))
+    with reused_key_is_422():
+        agent, created = await clients.create_agent(body, request_id=request_id_for(principal, idempotency_key))
     response.headers["Location"] = f"/v1/agents/{agent.id}"
     response.status_code = 201 if created else 200
     return agent

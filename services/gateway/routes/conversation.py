@@ -15,11 +15,12 @@ from services.gateway.access import check_ticket_access, message_for, messages_f
 from services.gateway.auth import ANY_ROLE, STAFF, require_roles
 from services.gateway.clients import ServiceClients
 from services.gateway.deps import get_clients
+from services.gateway.idempotency import creating_responses, request_id_for, reused_key_is_422
 from services.gateway.openapi import problem_responses
 from services.gateway.principal import Principal, Role
 from services.gateway.problems import ProblemError
 from services.gateway.routes.paging import PageSize, PageToken
-from services.gateway.routes.tickets import TicketIdPath, request_id_for, reused_key_is_422
+from services.gateway.routes.tickets import TicketIdPath
 from services.gateway.schemas import (
     CsatIn,
     MessageIn,
@@ -62,10 +63,18 @@ async def list_messages(
         "are refused (409 `secret_request_refused`). A retry with the same `Idempotency-Key` answers the "
         "original message (200); the same key with another body is 422 `idempotency_key_reused`."
     ),
-    responses={
-        200: {"model": MessageOut, "description": "A retry with an earlier Idempotency-Key: the original message."},
-        **problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
-    },
+    responses=creating_responses(
+        MessageOut,
+        "the original message",
+        400,
+        401,
+        403,
+        404,
+        413,
+        503,
+        conflicts="`secret_request_refused`, or `ticket_closed`",
+        in_flight=False,
+    ),
 )
 async def add_message(
     ticket_id: TicketIdPath,
@@ -74,7 +83,18 @@ async def add_message(
     principal: Annotated[Principal, Depends(require_roles(Role.CUSTOMER, Role.AGENT, Role.SUPERVISOR))],
     clients: Annotated[ServiceClients, Depends(get_clients)],
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description=(
+                "Client-chosen key (e.g. a UUID). A retry with the same key and body answers 200 with the first "
+                "message and never adds a second; a concurrent retry waits for the first and replays it. The same "
+                "key with another body is 422 `idempotency_key_reused`."
+            ),
+        ),
     ] = None,
 ) -> MessageOut:
     if not body.body and not body.attachments:

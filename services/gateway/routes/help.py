@@ -6,7 +6,7 @@
   (``score`` and ``snippet`` are null in a list).
 - ``POST /v1/help/suggestions`` is a query with a body (so a ticket's text never lands in a URL or an access
   log); it creates nothing and takes no Idempotency-Key.
-- ``POST /v1/help/articles`` forwards ``Idempotency-Key`` as ``request_id`` exactly as ticket creation does.
+- ``POST /v1/help/articles`` takes ``Idempotency-Key`` as every creating POST does (``services.gateway.idempotency``).
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.gateway.auth import ANY_ROLE, require_roles
 from services.gateway.clients import ServiceClients
 from services.gateway.deps import get_clients
+from services.gateway.idempotency import IdempotencyKey, creating_responses, request_id_for, reused_key_is_422
 from services.gateway.openapi import problem_responses
 from services.gateway.principal import Principal, Role
 from services.gateway.problems import FieldError, ProblemError
 from services.gateway.routes.paging import PageSize, PageToken
-from services.gateway.routes.tickets import request_id_for
 from services.gateway.schemas import (
     HELP_ARTICLE_ID_PATTERN,
     MAX_HELP_ARTICLE_ID,
@@ -135,29 +135,29 @@ async def suggest_articles(
     status_code=201,
     summary="Create a help article",
     response_description="The article was created; `Location` names it.",
-    responses={
-        201: {"headers": {"Location": {"description": "Path of the article.", "schema": {"type": "string"}}}},
-        200: {"model": HelpArticleOut, "description": "A retry with an earlier Idempotency-Key: the original article."},
-        **problem_responses(400, 401, 403, 409, 413, 422, 503),
-    },
+    responses=creating_responses(
+        HelpArticleOut,
+        "the original article",
+        400,
+        401,
+        403,
+        413,
+        503,
+        location="Path of the article.",
+        conflicts="`article_slug_taken`: an article with this slug exists in this locale",
+    ),
 )
 async def create_article(
     body: HelpArticleIn,
     response: Response,
     principal: Annotated[Principal, Depends(require_roles(Role.ADMIN))],
     clients: Annotated[ServiceClients, Depends(get_clients)],
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=255,
-            pattern=r"^[\x21-\x7e]+$",
-            description="Client-chosen key (e.g. a UUID); retries with the same key never create a second article.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> HelpArticleOut:
-    article, created = await clients.create_help_article(body, request_id=request_id_for(principal, idempotency_key))
+    with reused_key_is_422():
+        article, created = await clients.create_help_article(
+            body, request_id=request_id_for(principal, idempotency_key)
+        )
     response.headers["Location"] = f"/v1/help/articles/{quote(article.id, safe='')}"
     response.status_code = 201 if created else 200
     return article

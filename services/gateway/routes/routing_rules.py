@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Path, Response
 from services.gateway.auth import require_roles
 from services.gateway.clients import ServiceClients
 from services.gateway.deps import get_clients
+from services.gateway.idempotency import IdempotencyKey, creating_responses, request_id_for, reused_key_is_422
 from services.gateway.openapi import problem_responses
 from services.gateway.principal import Principal
-from services.gateway.routes.config_access import ADMINS, READERS, IdempotencyKey
+from services.gateway.routes.config_access import ADMINS, READERS
 from services.gateway.routes.paging import PageSize, PageToken
-from services.gateway.routes.tickets import request_id_for
 from services.gateway.schemas_config import (
     CONFIG_ID_PATTERN,
     MAX_CONFIG_ID,
@@ -42,11 +42,9 @@ async def list_rules(
     "",
     status_code=201,
     summary="Add a routing rule",
-    responses={
-        201: {"headers": {"Location": {"description": "Path of the rule.", "schema": {"type": "string"}}}},
-        200: {"model": RoutingRuleOut, "description": "A retry with an earlier Idempotency-Key: the original rule."},
-        **problem_responses(400, 401, 403, 413, 422, 503),
-    },
+    responses=creating_responses(
+        RoutingRuleOut, "the original rule", 400, 401, 403, 413, 503, location="Path of the rule."
+    ),
 )
 async def create_rule(
     body: RoutingRuleIn,
@@ -55,7 +53,8 @@ async def create_rule(
     clients: Annotated[ServiceClients, Depends(get_clients)],
     idempotency_key: IdempotencyKey = None,
 ) -> RoutingRuleOut:
-    rule, created = await clients.create_routing_rule(body, request_id=request_id_for(principal, idempotency_key))
+    with reused_key_is_422():
+        rule, created = await clients.create_routing_rule(body, request_id=request_id_for(principal, idempotency_key))
     response.headers["Location"] = f"/v1/routing-rules/{rule.id}"
     response.status_code = 201 if created else 200
     return rule

@@ -12,11 +12,12 @@ from services.gateway.access import readable_ticket
 from services.gateway.auth import STAFF, require_roles
 from services.gateway.clients import ServiceClients
 from services.gateway.deps import get_clients
+from services.gateway.idempotency import IdempotencyKey, creating_responses, request_id_for, reused_key_is_422
 from services.gateway.openapi import problem_responses
 from services.gateway.principal import Principal
-from services.gateway.routes.config_access import ADMINS, READERS, IdempotencyKey
+from services.gateway.routes.config_access import ADMINS, READERS
 from services.gateway.routes.paging import PageSize, PageToken
-from services.gateway.routes.tickets import TicketIdPath, request_id_for
+from services.gateway.routes.tickets import TicketIdPath
 from services.gateway.schemas import Instant
 from services.gateway.schemas_config import (
     CONFIG_ID_PATTERN,
@@ -39,10 +40,6 @@ router = APIRouter()
 ConfigIdPath = Annotated[str, Path(min_length=1, max_length=MAX_CONFIG_ID, pattern=CONFIG_ID_PATTERN)]
 POLICIES = "/v1/sla/policies"
 CALENDARS = "/v1/sla/calendars"
-
-
-def _location(description: str) -> dict[str, object]:
-    return {"headers": {"Location": {"description": description, "schema": {"type": "string"}}}}
 
 
 # --- policies --------------------------------------------------------------------------------------------------
@@ -68,11 +65,9 @@ async def list_policies(
     tags=["sla"],
     status_code=201,
     summary="Add an SLA policy",
-    responses={
-        201: _location("Path of the policy."),
-        200: {"model": SlaPolicyOut, "description": "A retry with an earlier Idempotency-Key: the original policy."},
-        **problem_responses(400, 401, 403, 404, 413, 422, 503),
-    },
+    responses=creating_responses(
+        SlaPolicyOut, "the original policy", 400, 401, 403, 404, 413, 503, location="Path of the policy."
+    ),
 )
 async def create_policy(
     body: SlaPolicyIn,
@@ -81,7 +76,8 @@ async def create_policy(
     clients: Annotated[ServiceClients, Depends(get_clients)],
     idempotency_key: IdempotencyKey = None,
 ) -> SlaPolicyOut:
-    policy, created = await clients.create_sla_policy(body, request_id=request_id_for(principal, idempotency_key))
+    with reused_key_is_422():
+        policy, created = await clients.create_sla_policy(body, request_id=request_id_for(principal, idempotency_key))
     response.headers["Location"] = f"{POLICIES}/{policy.id}"
     response.status_code = 201 if created else 200
     return policy
@@ -157,11 +153,9 @@ async def list_calendars(
     tags=["sla"],
     status_code=201,
     summary="Add a business-hours calendar",
-    responses={
-        201: _location("Path of the calendar."),
-        200: {"model": CalendarOut, "description": "A retry with an earlier Idempotency-Key: the original calendar."},
-        **problem_responses(400, 401, 403, 413, 422, 503),
-    },
+    responses=creating_responses(
+        CalendarOut, "the original calendar", 400, 401, 403, 413, 503, location="Path of the calendar."
+    ),
 )
 async def create_calendar(
     body: CalendarIn,
@@ -170,7 +164,8 @@ async def create_calendar(
     clients: Annotated[ServiceClients, Depends(get_clients)],
     idempotency_key: IdempotencyKey = None,
 ) -> CalendarOut:
-    calendar, created = await clients.create_calendar(body, request_id=request_id_for(principal, idempotency_key))
+    with reused_key_is_422():
+        calendar, created = await clients.create_calendar(body, request_id=request_id_for(principal, idempotency_key))
     response.headers["Location"] = f"{CALENDARS}/{calendar.id}"
     response.status_code = 201 if created else 200
     return calendar

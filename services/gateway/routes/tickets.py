@@ -1,11 +1,8 @@
 """``/v1/tickets``: open, list, read and update tickets, and see where routing holds one.
 
-Idempotency: ``POST /v1/tickets`` forwards ``Idempotency-Key`` to ticketing as
-``request_id = "<caller>:<key>"`` (the caller's subject, percent-encoded so no two callers' scopes can
-overlap). Ticketing stores the request_id and a fingerprint of the request with the ticket, in the same
-transaction, so a retried POST never opens a second ticket: the replay answers 200 with the current
-state of that ticket instead of 201; the same key with another body is 422 ``idempotency_key_reused``;
-while the first call is still being served, 409 ``idempotency_key_in_flight`` (retry after a moment).
+Idempotency: ``POST /v1/tickets`` takes ``Idempotency-Key`` as every creating POST does
+(``services.gateway.idempotency``): ticketing stores the request_id and a fingerprint of the request with
+the ticket, in the same transaction, so a retried POST never opens a second ticket.
 
 Reading: a customer sees only their own tickets, an agent only those they hold or are offered (see
 ``services.gateway.access``); anything else is the same 404 as a missing ticket. Agents list the tickets
@@ -14,19 +11,17 @@ they hold and see personal data masked; supervisors and admins see and list any.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.gateway import mapping
 from services.gateway.access import check_ticket_access, readable_ticket, ticket_for, tickets_for
 from services.gateway.auth import ANY_ROLE, STAFF, require_roles
 from services.gateway.clients import ServiceClients
 from services.gateway.deps import get_clients
+from services.gateway.idempotency import IdempotencyKey, creating_responses, request_id_for, reused_key_is_422
 from services.gateway.openapi import problem_responses
 from services.gateway.principal import Principal, Role
 from services.gateway.problems import FieldError, ProblemError
@@ -44,8 +39,6 @@ from services.gateway.schemas import (
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
-IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
-
 # Fields that steer routing; a customer choosing them could jump the queue.
 STAFF_ONLY_FIELDS = ("priority", "customer_tier")
 
@@ -54,42 +47,21 @@ TicketIdPath = Annotated[
 ]
 
 
-def request_id_for(principal: Principal, idempotency_key: str | None) -> str:
-    if idempotency_key is None:
-        return str(uuid.uuid4())
-    return f"{quote(principal.subject, safe='')}:{idempotency_key}"
-
-
 @router.post(
     "",
     status_code=201,
     summary="Open a ticket",
     response_description="The ticket was created; `Location` names it.",
-    responses={
-        201: {"headers": {"Location": {"description": "Path of the ticket.", "schema": {"type": "string"}}}},
-        200: {"model": TicketOut, "description": "A retry with an earlier Idempotency-Key: the original ticket."},
-        **problem_responses(400, 401, 403, 409, 413, 422, 503),
-    },
+    responses=creating_responses(
+        TicketOut, "the original ticket", 400, 401, 403, 413, 503, location="Path of the ticket."
+    ),
 )
 async def create_ticket(
     body: CreateTicketIn,
     response: Response,
     principal: Annotated[Principal, Depends(require_roles(Role.CUSTOMER, Role.AGENT, Role.SUPERVISOR))],
     clients: Annotated[ServiceClients, Depends(get_clients)],
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=255,
-            pattern=r"^[\x21-\x7e]+$",
-            description=(
-                "Client-chosen key (e.g. a UUID); retries with the same key and body never open a second ticket. "
-                "The same key with another body is 422 `idempotency_key_reused`; while the first request is "
-                "still being served, 409 `idempotency_key_in_flight`."
-            ),
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> TicketOut:
     customer_id = _customer_for(principal, body)
     with reused_key_is_422():
@@ -99,19 +71,6 @@ async def create_ticket(
     response.headers["Location"] = f"/v1/tickets/{quote(ticket.id, safe='')}"
     response.status_code = 201 if created else 200
     return ticket_for(principal, ticket)
-
-
-@contextmanager
-def reused_key_is_422() -> Iterator[None]:
-    """Stripe's semantics: a key names one request, so another body under it is the client's error (422)."""
-    try:
-        yield
-    except ProblemError as exc:
-        if exc.code != IDEMPOTENCY_KEY_REUSED:
-            raise
-        raise ProblemError(
-            422, IDEMPOTENCY_KEY_REUSED, "This Idempotency-Key was used for a request with another body."
-        ) from None
 
 
 def _customer_for(principal: Principal, body: CreateTicketIn) -> str:

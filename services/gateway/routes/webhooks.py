@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Path, Response
 from services.gateway.auth import require_roles
 from services.gateway.clients import ServiceClients
 from services.gateway.deps import get_clients
+from services.gateway.idempotency import IdempotencyKey, creating_responses, request_id_for, reused_key_is_422
 from services.gateway.openapi import problem_responses
 from services.gateway.principal import Principal
-from services.gateway.routes.config_access import ADMINS, IdempotencyKey
+from services.gateway.routes.config_access import ADMINS
 from services.gateway.routes.paging import PageSize, PageToken
-from services.gateway.routes.tickets import request_id_for
 from services.gateway.schemas_notify import NOTIFICATION_ID_PATTERN, WebhookIn, WebhookOut, WebhookPage, WebhookUpdateIn
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -40,12 +40,20 @@ async def list_webhooks(
     "",
     status_code=201,
     summary="Register a webhook endpoint",
-    description=SIGNING + "\n\nThe answer carries the signing `secret`; it is never shown again.",
-    responses={
-        201: {"headers": {"Location": {"description": "Path of the endpoint.", "schema": {"type": "string"}}}},
-        200: {"model": WebhookOut, "description": "A retry with an earlier Idempotency-Key: the original endpoint."},
-        **problem_responses(400, 401, 403, 413, 422, 503),
-    },
+    description=(
+        SIGNING + "\n\nThe answer carries the signing `secret`; it is never shown again, except to a retry "
+        "with the same Idempotency-Key and body, which answers what the first call answered."
+    ),
+    responses=creating_responses(
+        WebhookOut,
+        "the original endpoint, with its signing `secret`",
+        400,
+        401,
+        403,
+        413,
+        503,
+        location="Path of the endpoint.",
+    ),
 )
 async def create_webhook(
     body: WebhookIn,
@@ -54,7 +62,8 @@ async def create_webhook(
     clients: Annotated[ServiceClients, Depends(get_clients)],
     idempotency_key: IdempotencyKey = None,
 ) -> WebhookOut:
-    endpoint, created = await clients.create_webhook(body, request_id=request_id_for(principal, idempotency_key))
+    with reused_key_is_422():
+        endpoint, created = await clients.create_webhook(body, request_id=request_id_for(principal, idempotency_key))
     response.headers["Location"] = f"/v1/webhooks/{endpoint.id}"
     response.status_code = 201 if created else 200
     return endpoint

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from services.kit import idempotency, idempotency_store
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.pagination import decode_token, encode_token, page_size
 from services.notify.deliveries import store
@@ -21,6 +22,8 @@ _MAX_URL = 2048
 _MAX_TYPES = 50
 _MAX_TEXT = 200
 _MAX_DESCRIPTION = 1000
+# Scope of CreateWebhookEndpoint's in-flight claim (see services.kit.idempotency_store).
+CLAIM_SCOPE = "webhook_endpoint"
 
 
 def _id(value: str, code: str, what: str) -> uuid.UUID:
@@ -78,12 +81,21 @@ class DeliveryAdmin:
         self._allowed_hosts = tuple(allowed_hosts)
 
     async def create_endpoint(self, request_id: str, e: Endpoint) -> tuple[Endpoint, bool]:
+        """Register; a retry with the same request_id returns the original and ``created=False``, another body
+        under it is ``idempotency_key_reused``, and while the first is being served ``idempotency_key_in_flight``.
+        """
         if not request_id:
             raise InvalidArgument("invalid_argument", "request_id: required", field="request_id")
         _check_endpoint(e, self._allowed_hosts)
+        # What the caller asked for; the id, secret, version and times are ours.
+        fingerprint = idempotency.fingerprint(e, exclude=("id", "secret", "version", "created_at", "updated_at"))
         fresh = replace(e, id=uuid.uuid4(), secret="whsec_" + secrets.token_urlsafe(32))
-        async with self._pool.acquire() as conn:
-            return await store.create_endpoint(conn, request_id, fresh)
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await idempotency_store.claim(conn, CLAIM_SCOPE, request_id):
+                raise idempotency.key_in_flight()
+            endpoint, created, stored = await store.create_endpoint(conn, request_id, fresh, fingerprint)
+            idempotency.check_replay(stored, fingerprint, "a webhook endpoint")
+            return endpoint, created
 
     async def endpoint(self, endpoint_id: str) -> Endpoint:
         async with self._pool.acquire() as conn:

@@ -30,12 +30,16 @@ _DELIVERY = (
 )
 
 
-async def create_endpoint(conn: Connection, request_id: str, e: Endpoint) -> tuple[Endpoint, bool]:
-    """The endpoint and whether it is new; the same request id answers the endpoint it created first."""
+async def create_endpoint(
+    conn: Connection, request_id: str, e: Endpoint, fingerprint: str
+) -> tuple[Endpoint, bool, str]:
+    """The endpoint, whether it is new, and the fingerprint of the request that created it: the same request id
+    answers the endpoint it created first."""
     row = await conn.fetchrow(
         f"""
-        INSERT INTO webhook_endpoints (request_id, id, subscriber, url, secret, event_types, enabled, description)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO webhook_endpoints (request_id, id, subscriber, url, secret, event_types, enabled, description,
+                                       request_fingerprint)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (request_id) DO NOTHING
         RETURNING {_ENDPOINT}
         """,
@@ -47,12 +51,16 @@ async def create_endpoint(conn: Connection, request_id: str, e: Endpoint) -> tup
         list(e.event_types),
         e.enabled,
         e.description,
+        fingerprint,
     )
     if row is not None:
-        return _endpoint(row), True
-    existing = await conn.fetchrow(f"SELECT {_ENDPOINT} FROM webhook_endpoints WHERE request_id = $1", request_id)
-    assert existing is not None
-    return _endpoint(existing), False
+        return _endpoint(row), True, fingerprint
+    existing = await conn.fetchrow(
+        f"SELECT request_fingerprint, {_ENDPOINT} FROM webhook_endpoints WHERE request_id = $1", request_id
+    )
+    if existing is None:  # the conflicting insert rolled back after all; rare, and safe to retry
+        raise asyncpg.SerializationError("concurrent create with the same request_id")
+    return _endpoint(existing), False, existing["request_fingerprint"]
 
 
 async def endpoint(conn: Connection, endpoint_id: uuid.UUID) -> Endpoint | None:
@@ -263,7 +271,8 @@ async def replay(conn: Connection, delivery_id: uuid.UUID, at: datetime) -> bool
 
 
 def _endpoint(row: asyncpg.Record) -> Endpoint:
-    return Endpoint(**{**dict(row), "event_types": tuple(row["event_types"])})
+    values = {k: v for k, v in dict(row).items() if k != "request_fingerprint"}
+    return Endpoint(**{**values, "event_types": tuple(row["event_types"])})
 
 
 def _delivery(row: asyncpg.Record, attempt_log: tuple[Attempt, ...] = ()) -> Delivery:

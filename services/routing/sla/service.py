@@ -21,10 +21,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
+from services.kit import idempotency, idempotency_store
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.store import add_to_outbox
 from services.kit.db import Connection
@@ -62,7 +63,12 @@ GAP_WAIT = timedelta(seconds=10)
 # How long a timer handler waits for a ticket an event is updating: most events commit well within it, and it
 # is shorter than Postgres' deadlock_timeout (1 s), so a cycle with an event waiting on the timer's row ends here.
 TIMER_LOCK_WAIT_MS = 250
-MAX_REQUEST_ID = 200
+# As ticketing's: the gateway's "<caller>:<Idempotency-Key>" with a key of its longest (255) fits.
+MAX_REQUEST_ID = 300
+# Scopes of the in-flight claims of the creating calls (see services.kit.idempotency_store).
+POLICY_CLAIM_SCOPE = "sla_policy"
+CALENDAR_CLAIM_SCOPE = "sla_calendar"
+_Created = TypeVar("_Created", Policy, Calendar)
 
 
 class TicketBusy(Exception):
@@ -379,21 +385,27 @@ class SlaAdmin:
         return policies, next_token
 
     async def create_policy(self, request_id: str, spec: PolicySpec) -> tuple[Policy, bool]:
+        """Create; a retry with the same request_id returns the original and ``created=False``, another body
+        under it is ``idempotency_key_reused``, and while the first is being served ``idempotency_key_in_flight``.
+        """
         _check_request_id(request_id)
         spec = domain.check_policy(spec)
+        # The policy as asked for: a position "at the end" is filled in below and must not make a retry differ.
+        fingerprint = idempotency.fingerprint(spec)
         async with self._pool.acquire() as conn, conn.transaction():
-            existing = await store.policy_by_request_id(conn, request_id)
-            if existing is not None:
-                return existing, False
+            await _claim(conn, POLICY_CLAIM_SCOPE, request_id)
+            earlier = await store.policy_by_request_id(conn, request_id)
+            if earlier is not None:
+                return _replayed(earlier, fingerprint, "an SLA policy"), False
             await _check_calendar_exists(conn, spec.calendar_id)
             if spec.position <= 0:
                 spec = dataclasses.replace(spec, position=await store.next_position(conn))
-            inserted = await store.insert_policy(conn, Policy(uuid.uuid4(), 1, spec), request_id)
+            inserted = await store.insert_policy(conn, Policy(uuid.uuid4(), 1, spec), request_id, fingerprint)
             if inserted is None:  # a concurrent create with the same request_id won
-                existing = await store.policy_by_request_id(conn, request_id)
-                if existing is None:
+                earlier = await store.policy_by_request_id(conn, request_id)
+                if earlier is None:
                     raise asyncpg.SerializationError("concurrent create with the same request_id")
-                return existing, False
+                return _replayed(earlier, fingerprint, "an SLA policy"), False
         return inserted, True
 
     async def update_policy(self, policy_id: str, expected_version: int, spec: PolicySpec) -> Policy:
@@ -427,18 +439,21 @@ class SlaAdmin:
         return calendars, encode_token({"id": str(calendars[-1].id)}) if len(calendars) == size else ""
 
     async def create_calendar(self, request_id: str, spec: CalendarSpec) -> tuple[Calendar, bool]:
+        """Create, idempotent on ``request_id`` exactly as ``create_policy``."""
         _check_request_id(request_id)
         spec = _checked_calendar(spec)
+        fingerprint = idempotency.fingerprint(spec)
         async with self._pool.acquire() as conn, conn.transaction():
-            existing = await store.calendar_by_request_id(conn, request_id)
-            if existing is not None:
-                return existing, False
-            inserted = await store.insert_calendar(conn, Calendar(uuid.uuid4(), 1, spec), request_id)
+            await _claim(conn, CALENDAR_CLAIM_SCOPE, request_id)
+            earlier = await store.calendar_by_request_id(conn, request_id)
+            if earlier is not None:
+                return _replayed(earlier, fingerprint, "a calendar"), False
+            inserted = await store.insert_calendar(conn, Calendar(uuid.uuid4(), 1, spec), request_id, fingerprint)
             if inserted is None:
-                existing = await store.calendar_by_request_id(conn, request_id)
-                if existing is None:
+                earlier = await store.calendar_by_request_id(conn, request_id)
+                if earlier is None:
                     raise asyncpg.SerializationError("concurrent create with the same request_id")
-                return existing, False
+                return _replayed(earlier, fingerprint, "a calendar"), False
         return inserted, True
 
     async def update_calendar(self, calendar_id: str, expected_version: int, spec: CalendarSpec) -> Calendar:
@@ -455,6 +470,18 @@ class SlaAdmin:
             updated = Calendar(key, current.version + 1, spec)
             await store.update_calendar(conn, updated)
         return updated
+
+
+async def _claim(conn: Connection, scope: str, request_id: str) -> None:
+    if not await idempotency_store.claim(conn, scope, request_id):
+        raise idempotency.key_in_flight()
+
+
+def _replayed(earlier: tuple[_Created, str], fingerprint: str, what: str) -> _Created:
+    """The object an earlier call with this request_id created, if it asked for the same."""
+    created, stored = earlier
+    idempotency.check_replay(stored, fingerprint, what)
+    return created
 
 
 def _checked_calendar(spec: CalendarSpec) -> CalendarSpec:

@@ -366,18 +366,21 @@ async def get_calendar(conn: Connection, calendar_id: uuid.UUID, *, for_update: 
     return _calendar(row) if row else None
 
 
-async def calendar_by_request_id(conn: Connection, request_id: str) -> Calendar | None:
-    row = await conn.fetchrow(f"SELECT {_CALENDAR_COLUMNS} FROM sla_calendars WHERE request_id = $1", request_id)
-    return _calendar(row) if row else None
+async def calendar_by_request_id(conn: Connection, request_id: str) -> tuple[Calendar, str] | None:
+    """The calendar ``request_id`` created and the fingerprint of that request."""
+    row = await conn.fetchrow(
+        f"SELECT request_fingerprint, {_CALENDAR_COLUMNS} FROM sla_calendars WHERE request_id = $1", request_id
+    )
+    return (_calendar(row), row["request_fingerprint"]) if row else None
 
 
-async def insert_calendar(conn: Connection, calendar: Calendar, request_id: str) -> Calendar | None:
+async def insert_calendar(conn: Connection, calendar: Calendar, request_id: str, fingerprint: str) -> Calendar | None:
     """Insert, or None when a calendar with ``request_id`` already exists."""
     spec = calendar.spec
     row = await conn.fetchrow(
         f"""
-        INSERT INTO sla_calendars (id, request_id, name, time_zone, hours, holidays, version)
-        VALUES ($1, $2, $3, $4, $5::jsonb, $6::date[], $7)
+        INSERT INTO sla_calendars (id, request_id, name, time_zone, hours, holidays, version, request_fingerprint)
+        VALUES ($1, $2, $3, $4, $5::jsonb, $6::date[], $7, $8)
         ON CONFLICT (request_id) DO NOTHING
         RETURNING {_CALENDAR_COLUMNS}
         """,
@@ -388,6 +391,7 @@ async def insert_calendar(conn: Connection, calendar: Calendar, request_id: str)
         _hours_json(spec),
         list(spec.holidays),
         calendar.version,
+        fingerprint,
     )
     return _calendar(row) if row else None
 
@@ -498,9 +502,12 @@ async def get_policy(conn: Connection, policy_id: uuid.UUID, *, for_update: bool
     return _policy(row) if row else None
 
 
-async def policy_by_request_id(conn: Connection, request_id: str) -> Policy | None:
-    row = await conn.fetchrow(f"SELECT {_POLICY_COLUMNS} FROM sla_policies WHERE request_id = $1", request_id)
-    return _policy(row) if row else None
+async def policy_by_request_id(conn: Connection, request_id: str) -> tuple[Policy, str] | None:
+    """The policy ``request_id`` created and the fingerprint of that request."""
+    row = await conn.fetchrow(
+        f"SELECT request_fingerprint, {_POLICY_COLUMNS} FROM sla_policies WHERE request_id = $1", request_id
+    )
+    return (_policy(row), row["request_fingerprint"]) if row else None
 
 
 async def next_position(conn: Connection) -> int:
@@ -508,14 +515,14 @@ async def next_position(conn: Connection) -> int:
     return position
 
 
-async def insert_policy(conn: Connection, policy: Policy, request_id: str) -> Policy | None:
+async def insert_policy(conn: Connection, policy: Policy, request_id: str, fingerprint: str) -> Policy | None:
     """Insert, or None when a policy with ``request_id`` already exists."""
     row = await conn.fetchrow(
         f"""
         INSERT INTO sla_policies (id, request_id, name, position, priorities, categories, customer_tiers,
             first_response, next_response, resolution, calendar_id, warning_percents, raise_priority,
-            notify_supervisor, version)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+            notify_supervisor, version, request_fingerprint)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
         ON CONFLICT (request_id) DO NOTHING
         RETURNING {_POLICY_COLUMNS}
         """,
@@ -523,6 +530,7 @@ async def insert_policy(conn: Connection, policy: Policy, request_id: str) -> Po
         request_id,
         *_policy_values(policy.spec),
         policy.version,
+        fingerprint,
     )
     return _policy(row) if row else None
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from services.kit import idempotency, idempotency_store
 from services.kit.db import Connection
 from services.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.kit.pagination import decode_token, encode_token, page_size
@@ -46,6 +47,9 @@ from services.ticketing.help.domain import (
 )
 from services.ticketing.help.search import HelpIndex, Hit
 from services.ticketing.metrics import redact
+
+# Scope of CreateArticle's in-flight claim (see services.kit.idempotency_store).
+CLAIM_SCOPE = "help_article"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,14 +170,25 @@ class HelpService:
         return articles[:limit], encode_token({"s": last.slug, "l": last.locale.value})
 
     async def create_article(self, new: NewArticle) -> tuple[Article, bool]:
-        """Create; a retry with the same request_id returns the original and ``created=False``."""
+        """Create; a retry with the same request_id returns the original and ``created=False``.
+
+        The same request_id with other content is ``idempotency_key_reused``; while another call with it is
+        still being served, ``idempotency_key_in_flight``.
+        """
+        fingerprint = idempotency.fingerprint(new, exclude=("request_id",))
         candidate = draft_article(new, uuid.uuid4(), _now())
         async with self._pool.acquire() as conn, conn.transaction():
-            article = await store.insert_article(conn, candidate, new.request_id)
-            if article is not None:
-                return article, True
-            existing = await store.article_by_request_id(conn, new.request_id)
-            if existing is not None:
+            if not await idempotency_store.claim(conn, CLAIM_SCOPE, new.request_id):
+                raise idempotency.key_in_flight()
+            earlier = await store.article_by_request_id(conn, new.request_id)
+            if earlier is None:
+                article = await store.insert_article(conn, candidate, new.request_id, fingerprint)
+                if article is not None:
+                    return article, True
+                earlier = await store.article_by_request_id(conn, new.request_id)
+            if earlier is not None:
+                existing, stored = earlier
+                idempotency.check_replay(stored, fingerprint, "an article")
                 return existing, False
             if await store.slug_taken(conn, new.locale, new.slug):
                 raise AlreadyExists(

@@ -25,12 +25,12 @@ async def published_articles(conn: Connection) -> list[Article]:
     return [_article(row) for row in rows]
 
 
-async def insert_article(conn: Connection, article: Article, request_id: str) -> Article | None:
+async def insert_article(conn: Connection, article: Article, request_id: str, fingerprint: str) -> Article | None:
     """Insert, or return None when the request_id, or the locale and slug, are taken."""
     row = await conn.fetchrow(
         f"""
-        INSERT INTO help_articles (request_id, {_COLUMNS})
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        INSERT INTO help_articles (request_id, request_fingerprint, {_COLUMNS})
+        VALUES ($1, $13, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT DO NOTHING
         RETURNING {_COLUMNS}
         """,
@@ -46,13 +46,17 @@ async def insert_article(conn: Connection, article: Article, request_id: str) ->
         article.version,
         article.created_at,
         article.updated_at,
+        fingerprint,
     )
     return _article(row) if row else None
 
 
-async def article_by_request_id(conn: Connection, request_id: str) -> Article | None:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM help_articles WHERE request_id = $1", request_id)
-    return _article(row) if row else None
+async def article_by_request_id(conn: Connection, request_id: str) -> tuple[Article, str] | None:
+    """The article ``request_id`` created and the fingerprint of that request."""
+    row = await conn.fetchrow(
+        f"SELECT request_fingerprint, {_COLUMNS} FROM help_articles WHERE request_id = $1", request_id
+    )
+    return (_article(row), row["request_fingerprint"]) if row else None
 
 
 async def slug_taken(conn: Connection, locale: Locale, slug: str) -> bool:
