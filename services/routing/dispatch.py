@@ -73,18 +73,28 @@ async def offer_ticket(
     """
     assert entry.state is EntryState.WAITING
     if queue is None:
-        queue = await config_store.get_queue(conn, entry.queue)
-        assert queue is not None  # entries reference queues
-    exclude = [entry.last_agent_id] if entry.last_agent_id else []
-    pick = await store.reserve_agent_for(
-        conn, matching.need_of(entry), exclude, now if queue.direct_assignment else None
-    )
+        queue = await queue_of(conn, entry)
+    pick = await reserve_for(conn, entry, queue, now)
     if pick.agent_id is None:
         await publish(conn, *announce)
         await _arm_recheck(conn, RECHECK_TICKET, str(entry.ticket_id), now, also=arm)
         return entry
     await timers.arm_all(conn, arm)
     return await entries.hand_over(conn, entry, queue, pick.agent_id, now, announce)
+
+
+async def queue_of(conn: Connection, entry: QueueEntry) -> Queue:
+    queue = await config_store.get_queue(conn, entry.queue)
+    assert queue is not None  # entries reference queues
+    return queue
+
+
+async def reserve_for(conn: Connection, entry: QueueEntry, queue: Queue, now: datetime) -> store.AgentPick:
+    """Reserve the best agent for the waiting entry (not the one who last let it go), if any is free."""
+    exclude = [entry.last_agent_id] if entry.last_agent_id else []
+    return await store.reserve_agent_for(
+        conn, matching.need_of(entry), exclude, now if queue.direct_assignment else None
+    )
 
 
 async def fill_agent(conn: Connection, agent: Agent, now: datetime) -> Agent:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from services.kit.bus.envelope import Envelope
@@ -114,6 +115,26 @@ async def hand_over(
             ),
         )
         return assigned
+    made = offer_to(entry, queue, agent_id, now)
+    await offer_store.insert_offer(conn, made.offer)
+    await store.save_entry(conn, made.entry)
+    await timers.arm_all(conn, [made.expiry])
+    await publish(conn, *announce, made.announced)
+    return made.entry
+
+
+@dataclass(frozen=True, slots=True)
+class MadeOffer:
+    """What offering a waiting ticket to the agent reserved for it writes: the offer, the entry as offered, the
+    offer's expiry timer and its event."""
+
+    offer: Offer
+    entry: QueueEntry
+    expiry: timers.Arming
+    announced: Envelope
+
+
+def offer_to(entry: QueueEntry, queue: Queue, agent_id: str, now: datetime) -> MadeOffer:
     offer = Offer(
         id=uuid.uuid4(),
         ticket_id=entry.ticket_id,
@@ -123,14 +144,12 @@ async def hand_over(
         created_at=now,
         expires_at=now + queue.offer_timeout,
     )
-    await offer_store.insert_offer(conn, offer)
-    offered = dataclasses.replace(entry, state=EntryState.OFFERED, agent_id=agent_id)
-    await store.save_entry(conn, offered)
-    await timers.arm(conn, kind=OFFER_EXPIRE, key=str(offer.id), due_at=offer.expires_at)
-    await publish(
-        conn, *announce, event(convert.OFFER_EVENTS[OfferState.PENDING], entry.ticket_id, convert.offer_changed(offer))
+    return MadeOffer(
+        offer=offer,
+        entry=dataclasses.replace(entry, state=EntryState.OFFERED, agent_id=agent_id),
+        expiry=timers.Arming(OFFER_EXPIRE, str(offer.id), offer.expires_at),
+        announced=event(convert.OFFER_EVENTS[OfferState.PENDING], entry.ticket_id, convert.offer_changed(offer)),
     )
-    return offered
 
 
 async def close_offer(conn: Connection, offer: Offer, state: OfferState, now: datetime, reason: str = "") -> Offer:

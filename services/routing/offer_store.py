@@ -11,13 +11,14 @@ import asyncpg
 from services.kit.db import Connection
 from services.routing.domain import Offer, OfferState
 
+_INSERT_OFFER = """
+    INSERT INTO offers (id, ticket_id, agent_id, queue, state, created_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
 
-async def insert_offer(conn: Connection, offer: Offer) -> None:
-    await conn.execute(
-        """
-        INSERT INTO offers (id, ticket_id, agent_id, queue, state, created_at, expires_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        """,
+
+def _offer_values(offer: Offer) -> tuple[object, ...]:
+    return (
         offer.id,
         offer.ticket_id,
         offer.agent_id,
@@ -26,6 +27,16 @@ async def insert_offer(conn: Connection, offer: Offer) -> None:
         offer.created_at,
         offer.expires_at,
     )
+
+
+async def insert_offer(conn: Connection, offer: Offer) -> None:
+    await conn.execute(_INSERT_OFFER, *_offer_values(offer))
+
+
+async def insert_offers(conn: Connection, offers: Sequence[Offer]) -> None:
+    """``insert_offer`` for several, pipelined in one round trip."""
+    if offers:
+        await conn.executemany(_INSERT_OFFER, [_offer_values(o) for o in offers])
 
 
 async def get_offer(conn: Connection, offer_id: uuid.UUID) -> Offer | None:

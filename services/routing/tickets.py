@@ -108,9 +108,11 @@ async def on_created(
 async def on_created_many(
     conn: Connection, created: Sequence[tuple[Delivered, TicketFacts, sla.Opened | None]], config: Config
 ) -> None:
-    """``on_created`` for many new tickets applied together: entries, events and timers written for all at once.
-    Only the tickets whose first step an open agent may satisfy go through a dispatch each; the others (a
-    backlog no agent can take, the common case under load) wait with the re-check any unmatched ticket gets."""
+    """``on_created`` for many new tickets applied together: entries, offers, events and timers are written for
+    all at once. A ticket costs a statement of its own only where an open agent may satisfy its first step (the
+    reservation, which must see the ones before it); a backlog no agent can take costs none, and waits with the
+    re-check any unmatched ticket gets. Agents reserved here stay locked until the batch commits, so the writes
+    that follow the reservations are few."""
     now = datetime.now(UTC)
     planned: list[tuple[Delivered, QueueEntry, list[Envelope]]] = []
     for delivered, ticket, opened in created:
@@ -121,19 +123,33 @@ async def on_created_many(
     inserted = await store.insert_entries(conn, [entry for _, entry, _ in planned])
     planned = [p for p in planned if p[1].ticket_id in inserted]  # the others were routed already
     may_match = await store.keys_with_open_agents(conn, {matching.need_of(e).key for _, e, _ in planned})
-    waiting: list[tuple[QueueEntry, list[Envelope]]] = []
+    announced: list[Envelope] = []
+    armings: list[timers.Arming] = []
+    made: list[entries.MadeOffer] = []
     for delivered, entry, announce in planned:
-        if matching.need_of(entry).key not in may_match:
-            waiting.append((entry, announce))
+        queue = config.queues.get(entry.queue) or await dispatch.queue_of(conn, entry)
+        agent_id = None
+        if matching.need_of(entry).key in may_match:
+            agent_id = (await dispatch.reserve_for(conn, entry, queue, now)).agent_id
+        if agent_id is not None and queue.direct_assignment:
+            with delivered.current():  # rare: assigned at once, as a dispatch of its own does
+                await entries.hand_over(conn, entry, queue, agent_id, now, announce)
             continue
+        if agent_id is None:
+            armings.append(dispatch.recheck(entry.ticket_id, now))  # left waiting unmatched
+        else:
+            with delivered.current():
+                offer = entries.offer_to(entry, queue, agent_id, now)
+            made.append(offer)
+            announce = [*announce, offer.announced]
+            armings.append(offer.expiry)
         relax = entries.relaxation(entry)
-        with delivered.current():
-            await dispatch.offer_ticket(
-                conn, entry, now, queue=config.queues.get(entry.queue), announce=announce, arm=[relax] if relax else []
-            )
-    await publish(conn, *(e for _, announce in waiting for e in announce))
-    armings = [a for a in (entries.relaxation(e) for e, _ in waiting) if a is not None]
-    armings += [dispatch.recheck(e.ticket_id, now) for e, _ in waiting]
+        if relax is not None:
+            armings.append(relax)
+        announced += announce
+    await offer_store.insert_offers(conn, [m.offer for m in made])
+    await store.save_entries(conn, [m.entry for m in made])
+    await publish(conn, *announced)
     await timers.arm_all(conn, armings, wakes=wake.BATCHED_TIMERS)
 
 
