@@ -53,7 +53,7 @@ class ServiceDefinition:
     register: Callable[[grpc.aio.Server, Runtime], None]
     consumers: Callable[[Runtime], list[tuple[ConsumerSpec, Handler]]] = field(default=lambda _: [])
     # Event types some consumers (by durable name) apply in batches, one transaction for many events.
-    together: Mapping[str, Together] = field(default_factory=dict)
+    together: Callable[[Runtime], Mapping[str, Together]] = field(default=lambda _: {})
     # Other long-running loops of the service (e.g. a timer scheduler), run and supervised like consumers.
     workers: Callable[[Runtime], list[Callable[[], Coroutine[Any, Any, None]]]] = field(default=lambda _: [])
     # Gauges the service reads from its own tables (queue depth, agents by presence), sampled on a slow timer.
@@ -146,6 +146,7 @@ async def _serve(
         asyncio.create_task(relay.run(), name="outbox-relay"),
         asyncio.create_task(sample_forever(samplers, settings.metrics_sample_interval_s), name="metric-samplers"),
     ]
+    together = definition.together(runtime)
     workers += [
         asyncio.create_task(
             EventConsumer(
@@ -155,7 +156,7 @@ async def _serve(
                 handler,
                 max_deliver=settings.consumer_max_deliver,
                 concurrency=settings.consumer_concurrency,
-                together=definition.together.get(spec.durable),
+                together=together.get(spec.durable),
             ).run(),
             name=f"consumer-{spec.durable}",
         )

@@ -10,7 +10,7 @@ import httpx
 import uvloop
 from support.notify.v1 import notify_service_pb2_grpc
 
-from services.kit.bus.consumer import Handler
+from services.kit.bus.consumer import Handler, Together
 from services.kit.bus.streams import ROUTING, TICKETING, WALLET, ConsumerSpec
 from services.kit.service import Runtime, ServiceDefinition, run_service
 from services.notify.api import SERVICE_NAME, NotifyApi
@@ -46,10 +46,20 @@ def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
     notify_service_pb2_grpc.add_NotifyServiceServicer_to_server(api, server)
 
 
-def _consumers(runtime: Runtime) -> list[tuple[ConsumerSpec, Handler]]:
+def _handler(runtime: Runtime) -> EventHandler:
     settings = _settings(runtime)
-    handler = EventHandler(email_enabled=settings.email_enabled, supervisors_email=settings.supervisors_email)
+    return EventHandler(email_enabled=settings.email_enabled, supervisors_email=settings.supervisors_email)
+
+
+def _consumers(runtime: Runtime) -> list[tuple[ConsumerSpec, Handler]]:
+    handler = _handler(runtime)
     return [(spec, handler) for spec in CONSUMERS]
+
+
+def _together(runtime: Runtime) -> dict[str, Together]:
+    # Every event notify knows may be applied with others: a burst of tickets is one transaction per fetch.
+    together = _handler(runtime).together()
+    return {spec.durable: together for spec in CONSUMERS}
 
 
 def delivery_worker(runtime: Runtime, http: httpx.AsyncClient) -> DeliveryWorker:
@@ -82,6 +92,7 @@ DEFINITION = ServiceDefinition(
     grpc_services=[SERVICE_NAME],
     register=_register,
     consumers=_consumers,
+    together=_together,
     workers=_workers,
 )
 

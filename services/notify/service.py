@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from services.kit.bus.consumer import Delivered, Together
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.store import add_to_outbox
 from services.kit.db import Connection
 from services.notify import convert, events_in, recipients, store
 from services.notify.deliveries import store as delivery_store
-from services.notify.deliveries.model import DeliveryChannel, NewDelivery
+from services.notify.deliveries.model import DeliveryChannel, Endpoint, NewDelivery
 from services.notify.delivery_rules import wanted
 from services.notify.domain import (
     SUPERVISORS,
@@ -35,15 +37,35 @@ class EventHandler:
         self._supervisors_email = supervisors_email
 
     async def __call__(self, conn: Connection, envelope: Envelope) -> None:
+        await self._apply(conn, envelope, await delivery_store.enabled_endpoints(conn))
+
+    async def apply_together(self, conn: Connection, batch: Sequence[Delivered]) -> set[str]:
+        """Several events in one transaction, in turn, the webhook subscriptions read once; those about a ticket
+        whose creation has not arrived yet are left (nothing is written for them before that is known)."""
+        endpoints = await delivery_store.enabled_endpoints(conn)
+        left: set[str] = set()
+        for delivered in batch:
+            with delivered.current():
+                try:
+                    await self._apply(conn, delivered.envelope, endpoints)
+                except recipients.UnknownTicket:
+                    left.add(delivered.envelope.id)
+        return left
+
+    def together(self) -> Together:
+        return Together(frozenset(events_in.PAYLOADS), self.apply_together)
+
+    async def _apply(self, conn: Connection, envelope: Envelope, endpoints: Sequence[Endpoint]) -> None:
         event = events_in.decode(envelope)
         if event is not None:
             await self._tell_people(conn, envelope, event)
-        await self._forward_to_webhooks(conn, envelope)
+        await self._forward_to_webhooks(conn, envelope, endpoints)
 
     async def _tell_people(self, conn: Connection, envelope: Envelope, event: recipients.Event) -> None:
         ticket_id = recipients.ticket_of(event)
         view = await store.ticket_view(conn, ticket_id) if ticket_id else None
-        # Raises UnknownTicket when the ticket's creation is still on its way: the event is retried later.
+        # Raises UnknownTicket when the ticket's creation is still on its way (before writing anything): the
+        # event is retried later.
         found = recipients.intents(event, view)
         changed = recipients.updated_view(event, view)
         if changed is not None:
@@ -73,8 +95,8 @@ class EventHandler:
     def _audience_email(self, recipient: str) -> str:
         return self._supervisors_email if recipient == SUPERVISORS else ""
 
-    async def _forward_to_webhooks(self, conn: Connection, envelope: Envelope) -> None:
-        endpoints = [e for e in await delivery_store.enabled_endpoints(conn) if wanted(e.event_types, envelope.type)]
+    async def _forward_to_webhooks(self, conn: Connection, envelope: Envelope, enabled: Sequence[Endpoint]) -> None:
+        endpoints = [e for e in enabled if wanted(e.event_types, envelope.type)]
         if not endpoints:
             return
         body = events_in.cloudevent_json(envelope)

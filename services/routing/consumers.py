@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -31,12 +31,14 @@ async def on_ticket_event(conn: Connection, event: Envelope) -> None:
     await tickets.handle_ticket_event(conn, event, config, opened)
 
 
-async def on_tickets_created(conn: Connection, batch: Sequence[Delivered]) -> None:
-    """``on_ticket_event`` for many ``ticket.created`` events applied together, in one transaction."""
+async def on_tickets_created(conn: Connection, batch: Sequence[Delivered]) -> Collection[str]:
+    """``on_ticket_event`` for many ``ticket.created`` events applied together, in one transaction (all of them:
+    none is left)."""
     config = config_cache.OnDemand(conn)
     opened = await sla.open_tickets(conn, [d.envelope for d in batch], config.sla_rules)
     created = [(d, convert.created_ticket(d.envelope.data), opened[d.envelope.id]) for d in batch]
     await tickets.on_created_many(conn, created, await config.get())
+    return ()
 
 
 # A burst of new tickets (the busiest path) is applied a fetched batch at a time.

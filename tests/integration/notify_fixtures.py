@@ -155,7 +155,8 @@ async def running_notify(database_url: str, js: JetStreamContext, settings: Noti
     tasks = [asyncio.create_task(OutboxRelay(pool, js, "notify").run())]
     for spec in CONSUMERS:
         await declare_consumer(js, spec, BUS)
-        tasks.append(asyncio.create_task(EventConsumer(js, pool, spec, handler, max_deliver=3).run()))
+        consumer = EventConsumer(js, pool, spec, handler, max_deliver=3, together=handler.together())  # as deployed
+        tasks.append(asyncio.create_task(consumer.run()))
     http = httpx.AsyncClient()
     worker = DeliveryWorker(
         pool,

@@ -13,7 +13,8 @@ a consumer at one transaction's latency.
 A consumer may also apply some event types *together* (``Together``): the events of those types that are alone
 in the batch for their subject, and delivered for the first time, are claimed in the inbox and applied by one
 handler call in one transaction, so a burst costs a few statements for the lot rather than a transaction each.
-If that transaction fails, each of its events is applied alone as above, with the usual retries.
+The events the handler leaves, and all of them if that transaction fails, are applied alone as above, with the
+usual retries.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -64,7 +65,9 @@ class Delivered:
             context.detach(token)
 
 
-BatchHandler = Callable[[Connection, Sequence[Delivered]], Awaitable[None]]
+# Applies the events it can in the caller's transaction and returns the ids of those it leaves (written nothing
+# for): they are applied alone after the batch commits, with the usual retries.
+BatchHandler = Callable[[Connection, Sequence[Delivered]], Awaitable[Collection[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +167,13 @@ class EventConsumer:
         for _, envelope in pairs:
             metrics.EVENT_AGE.labels(durable).observe(max((datetime.now(UTC) - envelope.time).total_seconds(), 0.0))
         started = time.perf_counter()
+        left: set[str] = set()
         try:
             async with self._slots, self._pool.acquire() as conn, conn.transaction():
                 fresh = await store.claim_events(conn, durable, [e.id for _, e in pairs])
                 if fresh:
-                    await self._together.handler(conn, [d for d in delivered if d.envelope.id in fresh])
+                    left = set(await self._together.handler(conn, [d for d in delivered if d.envelope.id in fresh]))
+                    await store.unclaim_events(conn, durable, left)
         except Exception as exc:
             for span in spans:
                 span.set_attribute("supportdesk.applied_alone", True)
@@ -181,10 +186,15 @@ class EventConsumer:
             return
         elapsed = time.perf_counter() - started
         for (msg, envelope), span in zip(pairs, spans, strict=True):
+            if envelope.id in left:
+                span.set_attribute("supportdesk.applied_alone", True)
+                span.end()
+                continue
             metrics.EVENT_HANDLING.labels(durable).observe(elapsed)
             metrics.EVENTS_HANDLED.labels(durable, "applied" if envelope.id in fresh else "duplicate").inc()
             span.end()
             await msg.ack()
+        await asyncio.gather(*(self._handle_in_order([msg]) for msg, e in pairs if e.id in left))
 
     def _span(self, msg: Msg, envelope: Envelope) -> trace.Span:
         return tracer.start_span(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -110,6 +110,14 @@ async def claim_events(conn: Connection, consumer: str, event_ids: Sequence[str]
         list(event_ids),
     )
     return {row["event_id"] for row in rows}
+
+
+async def unclaim_events(conn: Connection, consumer: str, event_ids: Collection[str]) -> None:
+    """Undo ``claim_events`` for events the caller's transaction leaves to be handled later."""
+    if event_ids:
+        await conn.execute(
+            "DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2::text[])", consumer, list(event_ids)
+        )
 
 
 @dataclass(frozen=True, slots=True)
