@@ -8,6 +8,7 @@ runs on that database and handles a burst of ``ticket.created`` events: its memo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sys
 import time
@@ -62,6 +63,11 @@ async def routing_memory(tmp: Path, env: dict[str, str], database_url: str, even
     try:
         js = nc.jetstream()
         await declare_streams(js, BusSettings(), ALL_STREAMS)
+        # Only this cell's events: whatever an earlier part of the run left in the stream (the last status
+        # changes of the system phase) is about tickets this database never saw.
+        await js.purge_stream(TICKET_EVENTS.stream.name)
+        with contextlib.suppress(NotFoundError):
+            await js.delete_consumer(TICKET_EVENTS.stream.name, TICKET_EVENTS.durable)
         with process([sys.executable, "-m", "services.routing"], service_env, tmp / "routing-scale.log") as child:
             await wait_for_port(port, child)
             service = psutil.Process(child.pid)
