@@ -217,7 +217,8 @@ async def time_agent_picks(conn: asyncpg.Connection, rng: random.Random, samples
         tx = conn.transaction()
         await tx.start()
         started = time.perf_counter()
-        await store.reserve_agent_for(conn, _need(row), [row["last_agent_id"]] if row["last_agent_id"] else [], None)
+        exclude = [row["last_agent_id"]] if row["last_agent_id"] else []
+        await store.reserve_agent_for(conn, _need(row), exclude, datetime.now(UTC))
         timings.append(time.perf_counter() - started)
         await tx.rollback()
     return timings

@@ -134,8 +134,10 @@ async def set_presence(conn: Connection, agent_id: str, presence: Presence, now:
     )
 
 
-async def reserve(conn: Connection, agent_id: str, *, available_only: bool, assigned_at: datetime | None) -> bool:
-    """Count one more ticket against the agent if it has room; False (nothing changed) if it has none."""
+async def reserve(conn: Connection, agent_id: str, *, available_only: bool, given_at: datetime | None) -> bool:
+    """Count one more ticket against the agent if it has room; False (nothing changed) if it has none.
+    ``given_at``: the ticket is a new one for the agent (offered or assigned), which puts it behind the agents
+    idle longer; None for one it gets back (a reopen)."""
     reserved = await conn.fetchval(
         """
         UPDATE agents SET active = active + 1, last_assigned_at = coalesce($3, last_assigned_at)
@@ -144,7 +146,7 @@ async def reserve(conn: Connection, agent_id: str, *, available_only: bool, assi
         """,
         agent_id,
         available_only,
-        assigned_at,
+        given_at,
     )
     return bool(reserved)
 
@@ -152,10 +154,6 @@ async def reserve(conn: Connection, agent_id: str, *, available_only: bool, assi
 async def release(conn: Connection, agent_id: str) -> None:
     """One ticket fewer against the agent."""
     await conn.execute("UPDATE agents SET active = active - 1 WHERE id = $1", agent_id)
-
-
-async def mark_assigned(conn: Connection, agent_id: str, at: datetime) -> None:
-    await conn.execute("UPDATE agents SET last_assigned_at = $2 WHERE id = $1", agent_id, at)
 
 
 async def list_agents(

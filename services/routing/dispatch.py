@@ -92,9 +92,7 @@ async def queue_of(conn: Connection, entry: QueueEntry) -> Queue:
 async def reserve_for(conn: Connection, entry: QueueEntry, queue: Queue, now: datetime) -> store.AgentPick:
     """Reserve the best agent for the waiting entry (not the one who last let it go), if any is free."""
     exclude = [entry.last_agent_id] if entry.last_agent_id else []
-    return await store.reserve_agent_for(
-        conn, matching.need_of(entry), exclude, now if queue.direct_assignment else None
-    )
+    return await store.reserve_agent_for(conn, matching.need_of(entry), exclude, now)
 
 
 async def fill_agent(conn: Connection, agent: Agent, now: datetime) -> Agent:
@@ -105,13 +103,10 @@ async def fill_agent(conn: Connection, agent: Agent, now: datetime) -> Agent:
         if pick.entry is None or pick.queue is None:
             await _arm_recheck(conn, RECHECK_AGENT, agent.id, now)
             break
-        direct = pick.queue.direct_assignment
-        if not await agent_store.reserve(conn, agent.id, available_only=True, assigned_at=now if direct else None):
+        if not await agent_store.reserve(conn, agent.id, available_only=True, given_at=now):
             break
         await entries.hand_over(conn, pick.entry, pick.queue, agent.id, now)
-        agent = dataclasses.replace(
-            agent, active=agent.active + 1, last_assigned_at=now if direct else agent.last_assigned_at
-        )
+        agent = dataclasses.replace(agent, active=agent.active + 1, last_assigned_at=now)
     return agent
 
 
@@ -152,7 +147,7 @@ async def recheck_ticket(conn: Connection, timer: Timer, now: datetime) -> None:
     try:
         async with conn.transaction():  # a savepoint: the reservation is undone if the ticket cannot be had
             exclude = [entry.last_agent_id] if entry.last_agent_id else []
-            pick = await store.reserve_agent_for(conn, need, exclude, now if queue.direct_assignment else None)
+            pick = await store.reserve_agent_for(conn, need, exclude, now)
             if pick.agent_id is None:
                 if pick.contended:
                     raise _Changed
@@ -189,10 +184,7 @@ async def recheck_agent(conn: Connection, timer: Timer, now: datetime) -> None:
                     return  # went away or filled up meanwhile: nothing to do
                 if (locked.skills, locked.languages) != (agent.skills, agent.languages):
                     raise _Changed  # the pick was made for another profile
-                direct = pick.queue.direct_assignment
-                if not await agent_store.reserve(
-                    conn, agent.id, available_only=True, assigned_at=now if direct else None
-                ):
+                if not await agent_store.reserve(conn, agent.id, available_only=True, given_at=now):
                     raise _Changed
                 await entries.hand_over(conn, pick.entry, pick.queue, agent.id, now)
                 agent = dataclasses.replace(locked, active=locked.active + 1)

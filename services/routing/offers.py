@@ -55,7 +55,6 @@ async def accept(conn: Connection, offer_id: uuid.UUID, agent_id: str, now: date
         waited=now - entry.waiting_since,
         at=now,
     )
-    await agent_store.mark_assigned(conn, agent_id, now)
     await store.save_entry(conn, dataclasses.replace(entry, state=EntryState.ASSIGNED, agent_id=agent_id))
     await timers.cancel(conn, kind=entries.OFFER_EXPIRE, key=str(offer.id))
     await entries.cancel_relaxation(conn, entry.ticket_id)

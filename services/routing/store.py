@@ -307,7 +307,7 @@ picked AS (
     FOR NO KEY UPDATE OF a SKIP LOCKED
 ),
 reserved AS (
-    UPDATE agents a SET active = a.active + 1, last_assigned_at = coalesce($6, a.last_assigned_at)
+    UPDATE agents a SET active = a.active + 1, last_assigned_at = $6
     FROM picked
     WHERE a.id = picked.id AND a.active < a.capacity
     RETURNING a.id
@@ -316,10 +316,10 @@ SELECT (SELECT count(*) FROM candidates) AS candidates, (SELECT id FROM reserved
 """
 
 
-async def reserve_agent_for(
-    conn: Connection, need: Need, exclude: Sequence[str], assigned_at: datetime | None
-) -> AgentPick:
-    """Pick and reserve the best agent for ``need``; ``assigned_at`` marks a direct assignment."""
+async def reserve_agent_for(conn: Connection, need: Need, exclude: Sequence[str], given_at: datetime) -> AgentPick:
+    """Pick and reserve the best agent for ``need``, given the ticket at ``given_at`` (its last assignment time:
+    set when a ticket is offered, not when the offer is accepted, so that accepting never waits on the agent's
+    row while a dispatch holds it)."""
     row = await conn.fetchrow(
         RESERVE_AGENT_SQL,
         need.key.skill,
@@ -327,7 +327,7 @@ async def reserve_agent_for(
         need.key.level,
         list(exclude),
         json.dumps(dict(need.extra)),
-        assigned_at,
+        given_at,
     )
     assert row is not None
     return AgentPick(row["agent_id"], row["agent_id"] is None and row["candidates"] > 0)

@@ -183,7 +183,7 @@ async def _reopen(conn: Connection, entry: QueueEntry, now: datetime) -> None:
         if (
             agent is not None
             and agent.presence is not Presence.OFFLINE
-            and await agent_store.reserve(conn, holder, available_only=False, assigned_at=None)
+            and await agent_store.reserve(conn, holder, available_only=False, given_at=None)
         ):
             await offer_store.insert_assignment(
                 conn, ticket_id=entry.ticket_id, agent_id=holder, queue=entry.queue, via="reopen", waited=None, at=now
@@ -287,7 +287,7 @@ async def _to_agent(
         released = None
     else:
         released = await entries.release_holder(conn, entry, now, "transferred")
-        if not await agent_store.reserve(conn, agent_id, available_only=False, assigned_at=now):
+        if not await agent_store.reserve(conn, agent_id, available_only=False, given_at=now):
             raise FailedPrecondition(
                 "agent_over_capacity",
                 f"agent {agent_id!r} already holds {agent.active} of {agent.capacity} tickets",

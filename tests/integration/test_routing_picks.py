@@ -105,7 +105,7 @@ async def reserve_and_undo(conn: asyncpg.Connection, need: matching.Need, exclud
     pick = None
     try:
         async with conn.transaction():
-            pick = await store.reserve_agent_for(conn, need, exclude, None)
+            pick = await store.reserve_agent_for(conn, need, exclude, T0)
             raise _Undo
     except _Undo:
         pass

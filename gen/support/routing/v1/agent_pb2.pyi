@@ -93,7 +93,9 @@ class Agent(_message.Message):
         """Languages the agent serves in, e.g. "zh", "en"."""
 
     @_builtins.property
-    def last_assignment_time(self) -> _timestamp_pb2.Timestamp: ...
+    def last_assignment_time(self) -> _timestamp_pb2.Timestamp:
+        """When the agent was last given a ticket (offered, or assigned directly): the longest-idle order's key."""
+
     @_builtins.property
     def presence_change_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
