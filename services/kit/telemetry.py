@@ -131,7 +131,9 @@ class Tracing:
 
     def shutdown(self) -> None:
         self.provider.shutdown()
-        AsyncPGInstrumentor().uninstrument()
+        instrumentor = AsyncPGInstrumentor()
+        if instrumentor.is_instrumented_by_opentelemetry:  # it is not without an exporter; saying so is a warning
+            instrumentor.uninstrument()
         for out in self._files:
             out.close()
 
