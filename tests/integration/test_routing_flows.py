@@ -365,6 +365,42 @@ async def test_a_backlog_no_agent_can_take_relaxes_together_and_the_next_agent_s
         await desk.until(ticket, EntryState.OFFERED, "junior")
 
 
+async def test_a_relaxation_due_while_another_transaction_holds_the_entry_is_retried_after(desk: Desk) -> None:
+    """The batch of relaxations skips an entry it cannot lock at once and leaves its timer to the one-timer path,
+    which gives way (retried with back-off) until the entry is free: the step moves then, once."""
+    rule = RoutingRule(
+        id=uuid.uuid4(),
+        name="cards, fast relax",
+        position=1,
+        match=RuleMatch(categories=("bank_card",)),
+        queue="cards",
+        steps=(
+            Step(after=timedelta(0), requirements=(Requirement("cards", 5),)),
+            Step(after=timedelta(seconds=1), requirements=(Requirement("cards", 2),), notify_supervisor=True),
+        ),
+    )
+    await desk.service.create_rule("r-1", rule)
+    ticket = await desk.ticket(category="bank_card", priority="normal")
+    await desk.until(ticket, EntryState.WAITING)
+
+    async def retried() -> bool:
+        attempts = await desk.pool.fetchval(
+            "SELECT attempts FROM timers WHERE kind = 'route.relax' AND key = $1", str(ticket)
+        )
+        return bool(attempts)
+
+    async with desk.pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM queue_entries WHERE ticket_id = $1 FOR UPDATE", ticket)
+        await eventually(retried, what="the relaxation to give way to the transaction holding the entry")
+        assert (await desk.entry(ticket)).step == 0
+
+    async def relaxed() -> bool:
+        return (await desk.entry(ticket)).step == 1
+
+    await eventually(relaxed, what="the step to move once the entry is free", timeout=15)
+    assert len(await desk.events("ticket.escalated", ticket)) == 1
+
+
 async def test_a_burst_of_new_tickets_is_routed_together_as_each_would_be_alone(desk: Desk) -> None:
     """Tickets created while routing was busy arrive in one fetch and are applied in one transaction: each is
     queued and announced, the ones an agent can take are offered, and the others wait for one."""
