@@ -234,9 +234,8 @@ class BatchRecorder:
         return {d.envelope.id for d in batch} - {d.envelope.id for d in applied}
 
 
-async def run_together(
-    js: JetStreamContext, pool: asyncpg.Pool, alone: Handler, together: BatchRecorder
-) -> asyncio.Task[None]:
+async def consume_together(js: JetStreamContext, pool: asyncpg.Pool, alone: Handler, together: BatchRecorder) -> None:
+    """Run a consumer that applies SUBJECT's events together until every published message is acknowledged."""
     await declare_consumer(js, SPEC, BUS)
     consumer = EventConsumer(
         js,
@@ -247,7 +246,11 @@ async def run_together(
         fetch_timeout_s=0.5,
         together=Together(frozenset({SUBJECT}), together),
     )
-    return asyncio.create_task(consumer.run())
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: settled(js), what="all messages acknowledged")
+    finally:
+        await stop(task)
 
 
 async def test_events_of_a_together_type_are_applied_in_batches_once_each(
@@ -260,11 +263,7 @@ async def test_events_of_a_together_type_are_applied_in_batches_once_each(
     # The same event again under another message id: the inbox must keep it from a second application.
     await js.publish(SUBJECT, duplicate.data, headers={**duplicate.headers(), "Nats-Msg-Id": str(uuid.uuid4())})
     alone, together = Recorder(), BatchRecorder()
-    task = await run_together(js, pool, alone, together)
-    try:
-        await eventually(lambda: settled(js), what="all messages acknowledged")
-    finally:
-        await stop(task)
+    await consume_together(js, pool, alone, together)
     assert await times_applied(pool) == {e.id: 1 for e in events}
     assert max(len(b) for b in together.batches) > 1, "events fetched together are applied together"
     assert sum(len(b) for b in together.batches) + alone.attempts == len(events)
@@ -277,11 +276,7 @@ async def test_a_failing_batch_rolls_back_and_each_of_its_events_is_applied_alon
     for e in events:
         await js.publish(SUBJECT, e.data, headers=e.headers())
     alone, together = Recorder(), BatchRecorder(fail_first=1)
-    task = await run_together(js, pool, alone, together)
-    try:
-        await eventually(lambda: settled(js), what="all messages acknowledged")
-    finally:
-        await stop(task)
+    await consume_together(js, pool, alone, together)
     assert await times_applied(pool) == {e.id: 1 for e in events}, "the failed batch's writes rolled back"
     [failed, *_] = together.batches
     assert len(failed) > 1
@@ -297,11 +292,7 @@ async def test_several_events_of_one_subject_are_applied_alone_in_stream_order(
     for e in [*same, *others]:
         await js.publish(SUBJECT, e.data, headers=e.headers())
     alone, together = OrderRecorder(held="nobody"), BatchRecorder()
-    task = await run_together(js, pool, alone, together)
-    try:
-        await eventually(lambda: settled(js), what="all messages acknowledged")
-    finally:
-        await stop(task)
+    await consume_together(js, pool, alone, together)
     assert alone.applied[subject] == [e.id for e in same]
     assert not {e.id for e in same} & {i for b in together.batches for i in b}
 
@@ -312,10 +303,6 @@ async def test_events_a_batch_leaves_are_applied_alone_after_it(js: JetStreamCon
         await js.publish(SUBJECT, e.data, headers=e.headers())
     left = frozenset(e.subject for e in events[::3])
     alone, together = Recorder(), BatchRecorder(leave=left)
-    task = await run_together(js, pool, alone, together)
-    try:
-        await eventually(lambda: settled(js), what="all messages acknowledged")
-    finally:
-        await stop(task)
+    await consume_together(js, pool, alone, together)
     assert await times_applied(pool) == {e.id: 1 for e in events}
     assert alone.attempts == len(left), "each event the batch left was applied alone, once"

@@ -289,8 +289,9 @@ async def test_only_the_offered_agent_may_answer_and_only_once(desk: Desk) -> No
 # --- rules -----------------------------------------------------------------------------------------------
 
 
-async def test_a_relaxed_step_lets_a_less_skilled_agent_take_the_ticket(desk: Desk) -> None:
-    rule = RoutingRule(
+def fast_relaxing_cards_rule() -> RoutingRule:
+    """Cards tickets want proficiency 5, then after a second 2, and that second step tells supervisors."""
+    return RoutingRule(
         id=uuid.uuid4(),
         name="cards, fast relax",
         position=1,
@@ -301,6 +302,10 @@ async def test_a_relaxed_step_lets_a_less_skilled_agent_take_the_ticket(desk: De
             Step(after=timedelta(seconds=1), requirements=(Requirement("cards", 2),), notify_supervisor=True),
         ),
     )
+
+
+async def test_a_relaxed_step_lets_a_less_skilled_agent_take_the_ticket(desk: Desk) -> None:
+    rule = fast_relaxing_cards_rule()
     await desk.service.create_rule("r-1", rule)
     await desk.agent("junior", {"cards": 2})
     ticket = await desk.ticket(category="bank_card", priority="normal")
@@ -324,17 +329,7 @@ async def test_a_relaxed_step_lets_a_less_skilled_agent_take_the_ticket(desk: De
 async def test_a_backlog_no_agent_can_take_relaxes_together_and_the_next_agent_still_gets_it(desk: Desk) -> None:
     """Steps coming due for many waiting tickets at once are relaxed in a batch: each moves to its next step,
     supervisors hear of each, and an agent who turns up later is still offered them."""
-    rule = RoutingRule(
-        id=uuid.uuid4(),
-        name="cards, fast relax",
-        position=1,
-        match=RuleMatch(categories=("bank_card",)),
-        queue="cards",
-        steps=(
-            Step(after=timedelta(0), requirements=(Requirement("cards", 5),)),
-            Step(after=timedelta(seconds=1), requirements=(Requirement("cards", 2),), notify_supervisor=True),
-        ),
-    )
+    rule = fast_relaxing_cards_rule()
     await desk.service.create_rule("r-1", rule)
     await desk.agent("novice", {"cards": 1}, capacity=10)  # open, but below both steps
     backlog = [await desk.ticket(category="bank_card", priority="normal") for _ in range(6)]
@@ -368,17 +363,7 @@ async def test_a_backlog_no_agent_can_take_relaxes_together_and_the_next_agent_s
 async def test_a_relaxation_due_while_another_transaction_holds_the_entry_is_retried_after(desk: Desk) -> None:
     """The batch of relaxations skips an entry it cannot lock at once and leaves its timer to the one-timer path,
     which gives way (retried with back-off) until the entry is free: the step moves then, once."""
-    rule = RoutingRule(
-        id=uuid.uuid4(),
-        name="cards, fast relax",
-        position=1,
-        match=RuleMatch(categories=("bank_card",)),
-        queue="cards",
-        steps=(
-            Step(after=timedelta(0), requirements=(Requirement("cards", 5),)),
-            Step(after=timedelta(seconds=1), requirements=(Requirement("cards", 2),), notify_supervisor=True),
-        ),
-    )
+    rule = fast_relaxing_cards_rule()
     await desk.service.create_rule("r-1", rule)
     ticket = await desk.ticket(category="bank_card", priority="normal")
     await desk.until(ticket, EntryState.WAITING)
