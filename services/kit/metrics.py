@@ -82,6 +82,17 @@ CONSUMER_ACK_PENDING = Gauge(
     "Messages delivered to the durable consumer and not yet acknowledged (sampled from JetStream).",
     ["consumer"],
 )
+COALESCED_QUEUED = Gauge(
+    "supportdesk_coalesced_queued_calls",
+    "Calls waiting for a shared write to take them, by write (services.kit.coalesce).",
+    ["write"],
+)
+COALESCED_BATCH = Histogram(
+    "supportdesk_coalesced_batch_calls",
+    "Calls each shared write held, by write (services.kit.coalesce).",
+    ["write"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 SAMPLE_FAILURES = Counter(
     "supportdesk_metric_sample_failures_total",
     "Gauge samplings that failed (the gauge keeps its last value).",

@@ -9,14 +9,15 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.store import add_to_outbox
-from services.kit.db import Connection
+from services.kit.coalesce import Coalescer
+from services.kit.db import DB_UNAVAILABLE_ERRORS, Connection
 from services.kit.errors import FailedPrecondition, NotFound
 from services.kit.idempotency import check_replay, key_in_flight, key_reused
 from services.kit.pagination import decode_token, encode_token, page_size
@@ -44,9 +45,10 @@ class _PriorityRulesCache:
         self._rules: dict[Category, Priority] | None = None
         self._read_at = 0.0
 
-    async def get(self, conn: Connection) -> dict[Category, Priority]:
+    async def get(self, pool: asyncpg.Pool) -> dict[Category, Priority]:
         if self._rules is None or time.monotonic() - self._read_at > self._max_age_s:
-            self._rules, self._read_at = await store.priority_rules(conn), time.monotonic()
+            async with pool.acquire() as conn:
+                self._rules, self._read_at = await store.priority_rules(conn), time.monotonic()
         return self._rules
 
     def forget(self) -> None:
@@ -66,6 +68,15 @@ class TicketingService:
         self._reopen_window = reopen_window
         self._rules = _PriorityRulesCache(priority_rules_max_age_s)
         self._clock = clock
+        # Plain creates arriving together share one statement and one commit (ADR 0063).
+        self._openings = Coalescer(
+            self._write_openings,
+            name="ticketing.write_tickets",
+            key=lambda opened: opened.request_id,
+            isolate=lambda error: not isinstance(error, DB_UNAVAILABLE_ERRORS),
+            # Two: one write collects what arrives while the other waits on its commit.
+            concurrency=2,
+        )
 
     async def create_ticket(self, new: NewTicket) -> tuple[Ticket, bool]:
         """Open a ticket; a retry with the same request_id returns the original and ``created=False``.
@@ -76,26 +87,31 @@ class TicketingService:
         fingerprint = domain.request_fingerprint(new)
         new, findings = _redacted_ticket(new)
         now = self._clock()
+        candidate, created = domain.open_ticket(new, uuid.uuid4(), now, await self._rules.get(self._pool))
+        if not findings:
+            return await self._create_plain(candidate, created, new.request_id, fingerprint)
         async with self._pool.acquire() as conn:
-            candidate, created = domain.open_ticket(new, uuid.uuid4(), now, await self._rules.get(conn))
-            if not findings:
-                return await self._create_plain(conn, candidate, created, new.request_id, fingerprint)
             return await self._create_flagged(conn, candidate, created, new.request_id, fingerprint, findings, now)
 
     async def _create_plain(
-        self, conn: Connection, candidate: Ticket, created: domain.Change, request_id: str, fingerprint: str
+        self, candidate: Ticket, created: domain.Change, request_id: str, fingerprint: str
     ) -> tuple[Ticket, bool]:
-        """The common case, nothing to flag: claim, ticket, timeline line and event in one statement."""
+        """The common case, nothing to flag: claim, ticket, timeline line and event in one statement, shared
+        with the plain creates arriving meanwhile."""
         event_type, data = convert.event_for(candidate, created, {})
         event = Envelope.new(type=event_type, source=convert.EVENT_SOURCE, subject=str(candidate.id), data=data)
-        claimed, ticket = await store.insert_announced_ticket(
-            conn, candidate, request_id, fingerprint, created, trace_id=current_trace_id(), event=event
-        )
+        opened = store.AnnouncedTicket(candidate, request_id, fingerprint, created, current_trace_id(), event)
+        claimed, is_new = await self._openings.submit(opened)
         if not claimed:
             raise key_in_flight()
-        if ticket is not None:
-            return ticket, True
-        return await self._existing(conn, request_id, fingerprint), False
+        if is_new:
+            return candidate, True
+        async with self._pool.acquire() as conn:
+            return await self._existing(conn, request_id, fingerprint), False
+
+    async def _write_openings(self, opened: Sequence[store.AnnouncedTicket]) -> list[store.Written]:
+        async with self._pool.acquire() as conn:
+            return await store.insert_announced_tickets(conn, opened)
 
     async def _create_flagged(
         self,

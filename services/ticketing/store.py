@@ -60,53 +60,106 @@ async def claim_request(conn: Connection, request_id: str) -> bool:
     return await idempotency_store.claim(conn, TICKET_CLAIM_SCOPE, request_id)
 
 
-# Tickets claim the bare request_id, inside the statement that writes them (``insert_announced_ticket``).
+# Tickets claim the bare request_id, inside the statement that writes them (``insert_announced_tickets``).
 TICKET_CLAIM_SCOPE = ""
-_CLAIM = idempotency_store.claim_expression("$1")
 
 
-async def insert_announced_ticket(
-    conn: Connection,
-    ticket: Ticket,
-    request_id: str,
-    fingerprint: str,
-    created: Change,
-    *,
-    trace_id: str,
-    event: Envelope,
-) -> tuple[bool, Ticket | None]:
-    """Claim ``request_id`` (see ``claim_request``) and insert a ticket with its first timeline line and its
-    event, in one statement: one round trip, atomic without a transaction block. Nothing is written when the
-    claim fails (first element False) or ``request_id`` already has a ticket (second element None)."""
-    row = await conn.fetchrow(
+@dataclass(frozen=True, slots=True)
+class AnnouncedTicket:
+    """A ticket just opened, to be written with its first timeline line and its event."""
+
+    ticket: Ticket
+    request_id: str
+    fingerprint: str
+    created: Change
+    trace_id: str
+    event: Envelope
+
+
+# What writing an ``AnnouncedTicket`` came to: whether its request_id was claimed, and whether the ticket is
+# new (False: a ticket with that request_id was already there).
+Written = tuple[bool, bool]
+
+_OPENING_COLUMNS = (
+    "id, customer_id, channel, category, subject, description, priority, status, language, customer_tier, "
+    "wallet_context, version, created_at, updated_at"
+)
+
+
+async def insert_announced_tickets(conn: Connection, opened: Sequence[AnnouncedTicket]) -> list[Written]:
+    """Claim each request_id (see ``claim_request``) and insert each ticket with its first timeline line and its
+    event, in one statement for them all: one round trip, atomic without a transaction block. Nothing is
+    written for a ticket whose claim fails or whose request_id already has a ticket. The request_ids must
+    differ; a new ticket's lifecycle columns (assignee, flags, resolution, CSAT) take their defaults."""
+    for row in opened:
+        if row.ticket.version != 1 or row.ticket.flags or row.ticket.assignee_id or row.ticket.csat:
+            raise ValueError(f"ticket {row.ticket.id} is not newly opened")
+    columns = list(zip(*(_announced_values(row) for row in opened), strict=True))
+    rows = await conn.fetch(
         f"""
-        WITH claim AS (SELECT {_CLAIM} AS claimed), created AS (
-            INSERT INTO tickets (request_id, request_fingerprint, {_COLUMNS})
-            SELECT $1, $36, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17, $18, $19,
-                   $20, $21, $22
-            FROM claim WHERE claimed
+        WITH input AS (
+            SELECT * FROM unnest(
+                $1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::text[], $10::text[], $11::text[], $12::text[], $13::jsonb[], $14::bigint[],
+                $15::timestamptz[], $16::timestamptz[],
+                $17::text[], $18::text[], $19::text[], $20::jsonb[], $21::text[],
+                $22::uuid[], $23::text[], $24::text[], $25::text[], $26::timestamptz[], $27::bytea[], $28::jsonb[]
+            ) AS i(request_id, fingerprint, {_OPENING_COLUMNS},
+                   actor_type, actor_id, action, details, trace_id, {_OUTBOX_INPUT})
+        ), claim AS (
+            SELECT request_id, {idempotency_store.claim_expression("request_id")} AS claimed FROM input
+        ), created AS (
+            INSERT INTO tickets (request_id, request_fingerprint, {_OPENING_COLUMNS})
+            SELECT request_id, fingerprint, {_OPENING_COLUMNS}
+            FROM input JOIN claim USING (request_id) WHERE claimed
             ON CONFLICT (request_id) DO NOTHING
-            RETURNING {_COLUMNS}
+            RETURNING request_id
         ), audit AS (
             INSERT INTO timeline (ticket_id, version, actor_type, actor_id, action, details, trace_id, created_at)
-            SELECT id, $23, $24, $25, $26, $27::jsonb, $28, created_at FROM created
+            SELECT id, version, actor_type, actor_id, action, details, trace_id, created_at
+            FROM input JOIN created USING (request_id)
         ), announced AS (
             INSERT INTO outbox ({OUTBOX_COLUMNS})
-            SELECT $29, $30, $31, $32, $33, $34, $35::jsonb FROM created
+            SELECT {_OUTBOX_INPUT} FROM input JOIN created USING (request_id)
         )
-        SELECT claim.claimed, created.* FROM claim LEFT JOIN created ON true
+        SELECT claim.request_id, claim.claimed, created.request_id IS NOT NULL AS created
+        FROM claim LEFT JOIN created USING (request_id)
         """,
-        request_id,
-        *_ticket_values(ticket),
-        *_timeline_values(created),
-        trace_id,
-        *outbox_values(event),
-        fingerprint,
+        *(list(c) for c in columns),
     )
-    assert row is not None  # the claim row is always there
-    if row["id"] is not None:
+    written = {row["request_id"]: (bool(row["claimed"]), bool(row["created"])) for row in rows}
+    if any(created for _, created in written.values()):
         outbox_written(conn)
-    return bool(row["claimed"]), _ticket(row) if row["id"] is not None else None
+    return [written[row.request_id] for row in opened]
+
+
+# The outbox columns as the input of ``insert_announced_tickets`` names them (its tickets have a subject too).
+_OUTBOX_INPUT = OUTBOX_COLUMNS.replace("subject", "event_subject")
+
+
+def _announced_values(row: AnnouncedTicket) -> tuple[Any, ...]:
+    t, change = row.ticket, row.created
+    return (
+        row.request_id,
+        row.fingerprint,
+        t.id,
+        t.customer_id,
+        t.channel.value,
+        t.category.value,
+        t.subject,
+        t.description,
+        t.priority.value,
+        t.status.value,
+        t.language,
+        t.customer_tier,
+        _wallet_json(t.wallet_context),
+        t.version,
+        t.created_at,
+        t.updated_at,
+        *_timeline_values(change)[1:],
+        row.trace_id,
+        *outbox_values(row.event),
+    )
 
 
 async def update_ticket(conn: Connection, ticket: Ticket) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -17,6 +18,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from nats.js import JetStreamContext
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import REGISTRY
 from support.common.v1 import common_pb2
 from support.routing.v1 import events_pb2 as routing_events
 from support.routing.v1 import sla_pb2
@@ -305,6 +308,96 @@ async def test_retries_return_the_first_result(ticketing: Ticketing) -> None:
     assert (one.created, two.created, two.message) == (True, False, one.message)
     assert await t.pool.fetchval("SELECT count(*) FROM messages") == 1
     assert await t.pool.fetchval("SELECT count(*) FROM tickets") == 1
+
+
+WRITE_TICKETS = {"write": "ticketing.write_tickets"}
+
+
+@contextlib.asynccontextmanager
+async def tickets_held(t: Ticketing) -> AsyncIterator[None]:
+    """Another transaction keeps new tickets out until the block ends: the writes under way wait in Postgres,
+    and the creates arriving meanwhile queue for the next write."""
+    async with t.pool.acquire() as blocker, blocker.transaction():
+        await blocker.execute("LOCK TABLE tickets IN EXCLUSIVE MODE")
+        yield
+
+
+WAITING_ON_LOCKS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+)
+
+
+async def writes_under_way(t: Ticketing, *subjects: str) -> list[asyncio.Task[ticket_pb2.Ticket]]:
+    """One create per subject, each sent once the one before waits in Postgres: one write each."""
+    calls = []
+    for subject in subjects:
+        calls.append(asyncio.create_task(create(t, subject=subject)))
+        count = len(calls)
+
+        async def waiting(count: int = count) -> bool:
+            return await t.pool.fetchval(WAITING_ON_LOCKS) == count
+
+        await eventually(waiting, what=f"{count} writes waiting in Postgres")
+    return calls
+
+
+async def queued(count: int) -> None:
+    async def reached() -> bool:
+        return REGISTRY.get_sample_value("supportdesk_coalesced_queued_calls", WRITE_TICKETS) == count
+
+    await eventually(reached, what=f"{count} creates queued behind the writes under way")
+
+
+async def test_creates_arriving_together_are_written_together_and_each_whole(
+    ticketing: Ticketing, spans: InMemorySpanExporter
+) -> None:
+    t = ticketing
+    async with tickets_held(t):
+        calls = await writes_under_way(t, "Card declined 0", "Card declined 1")
+        calls += [asyncio.create_task(create(t, subject=f"Card declined {n}")) for n in range(2, 10)]
+        await queued(8)
+    tickets = await asyncio.gather(*calls)
+    assert len({ticket.id for ticket in tickets}) == 10
+    sizes = sorted(
+        s.attributes["batch.size"]
+        for s in spans.get_finished_spans()
+        if s.name == WRITE_TICKETS["write"] and s.attributes
+    )
+    assert sizes == [1, 1, 8]
+    for ticket in tickets:
+        ticket_id = uuid.UUID(ticket.id)
+        assert await t.pool.fetchval("SELECT count(*) FROM timeline WHERE ticket_id = $1", ticket_id) == 1
+        assert await t.pool.fetchval("SELECT count(*) FROM outbox WHERE subject = $1", ticket.id) == 1
+
+    async def all_published() -> bool:
+        return await t.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") == 10
+
+    await eventually(all_published, what="the relay published every created ticket's event")
+
+
+async def test_a_create_the_database_refuses_fails_alone_and_the_others_it_was_written_with_succeed(
+    ticketing: Ticketing,
+) -> None:
+    t = ticketing
+    async with tickets_held(t):
+        first = await writes_under_way(t, "Warm-up 0", "Warm-up 1")
+        together = [
+            asyncio.create_task(create(t, subject=subject)) for subject in ("Fine", "Null \x00 byte", "Also fine")
+        ]
+        await queued(3)
+    outcomes = await asyncio.gather(*first, *together, return_exceptions=True)
+    refused = outcomes[3]
+    assert isinstance(refused, grpc.aio.AioRpcError)
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [o.subject for o in outcomes if isinstance(o, ticket_pb2.Ticket)] == [
+        "Warm-up 0",
+        "Warm-up 1",
+        "Fine",
+        "Also fine",
+    ]
+    assert await t.pool.fetchval("SELECT count(*) FROM tickets") == 4
+    assert await t.pool.fetchval("SELECT count(*) FROM timeline") == 4
+    assert await t.pool.fetchval("SELECT count(*) FROM outbox") == 4
 
 
 async def test_stale_version_is_a_conflict(ticketing: Ticketing) -> None:

@@ -119,6 +119,17 @@ async def test_a_ticket_is_one_trace_from_the_request_to_every_consumer(
     assert (called.kind, called.name) == (SpanKind.CLIENT, create), "the RPC is served as a child of the call"
     assert called.parent is not None
     assert by_id[called.parent.span_id] is request, "the call is made inside the HTTP request's span"
+    assert served.context is not None
+    finished = traced_database.get_finished_spans()
+    # The ticket is written by a statement it may share with other creates: a span of its own, linked.
+    [written] = [
+        s for s in finished if s.name == "ticketing.write_tickets" and served.context in [k.context for k in s.links]
+    ]
+    assert written.context is not None
+    assert any(
+        s.parent is not None and s.parent.span_id == written.context.span_id and (s.attributes or {}).get("db.system")
+        for s in finished
+    ), "the write's statement is traced inside the write's span"
     for span in hops:
         if span.kind is SpanKind.CONSUMER:
             assert span.parent is not None
