@@ -235,12 +235,23 @@ def rows(r: dict[str, Any]) -> list[Row]:
                     _lat(f) + f", non-2xx {f['non_2xx']}",
                 )
             )
+        if m := s.get("with_agents_saturated"):
+            lat = m["create_to_offer_ms"]
+            out.append(
+                (
+                    "ours",
+                    f"agents accepting, saturated: created, offered and accepted, {m['agents']} agents",
+                    f"{m['created_and_assigned_per_s']:,.0f}/s",
+                    f"create → offer p50 {lat['p50']:.1f} p99 {lat['p99']:.1f} ms; "
+                    f"{m['assigned']}/{m['created']} assigned",
+                )
+            )
         a = s["with_agents"]
         lat = a["create_to_offer_ms"]
         out.append(
             (
                 "ours",
-                f"create → offer, {a['rate_per_s']:.0f}/s (half of max), {a['agents']} agents",
+                f"create → offer, {a['rate_per_s']:.0f}/s (half of that max), {a['agents']} agents",
                 f"{lat['p99']:.1f} ms p99",
                 f"p50 {lat['p50']:.1f} p95 {lat['p95']:.1f}; {a['offered']}/{a['created']} offered",
             )

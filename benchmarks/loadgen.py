@@ -98,7 +98,15 @@ class Connection:
         self.writer.close()
 
 
-async def saturate(host: str, port: int, make: RequestFactory, *, connections: int, duration_s: float) -> Results:
+async def saturate(
+    host: str,
+    port: int,
+    make: RequestFactory,
+    *,
+    connections: int,
+    duration_s: float,
+    on_response: ResponseHook | None = None,
+) -> Results:
     """Closed loop: ``connections`` clients each send the next request as soon as the last is answered."""
     results = Results()
     pool = [await Connection.open(host, port) for _ in range(connections)]
@@ -108,8 +116,10 @@ async def saturate(host: str, port: int, make: RequestFactory, *, connections: i
     async def client(conn: Connection) -> None:
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
-            status, _ = await conn.exchange(make())
+            status, body = await conn.exchange(make())
             results.record(status, (time.perf_counter() - started) * 1000)
+            if on_response is not None:
+                on_response(started, status, body)
 
     started = time.perf_counter()
     await asyncio.gather(*(client(conn) for conn in pool))

@@ -8,8 +8,10 @@ Phases, each measured on the running stack (the load comes from ``loadgen``):
 2. Latency at 25/50/75/100 % of that maximum, open loop (queueing shows), routing caught up between phases.
 3. Agents available: agents with the skill and language the tickets need, set available over the API; an
    agent simulator watches ``support.routing.v1.offer.created`` on NATS and accepts each offer over the API
-   with the agent's token. Tickets at half the maximum: create -> offer (the offer event reaches the agent)
-   and create -> assignment (the accept answered 200), measured from each request's scheduled start.
+   with the agent's token. First saturated, for this workload's own maximum (tickets created, offered and
+   accepted per second); then, with new agents, tickets at half that maximum: create -> offer (the offer event
+   reaches the agent) and create -> assignment (the accept answered 200), measured from each request's
+   scheduled start. Each step's agents then step away, so the next step's tickets go to its own agents.
 4. The live stream: every agent of phase 3 holds ``/v1/stream`` open, and each offer's frame is timed from
    the offer event on NATS (notify's consumer, its outbox and relay, the gateway's push). Memory (RSS) of
    each service process at each stage.
@@ -270,19 +272,35 @@ async def add_agents(stack: Stack, count: int) -> dict[str, str]:
             status, answer = await call(conn, "POST", "/v1/agents", supervisor, profile)
             if status != 201:
                 raise SystemExit(f"creating an agent answered {status}: {answer}")
-            status, answer = await call(
-                conn, "PUT", f"/v1/agents/{agent_id}/presence", supervisor, {"presence": "available"}
-            )
-            if status != 200:
-                raise SystemExit(f"setting presence answered {status}: {answer}")
+            await set_presence(conn, supervisor, agent_id, "available")
             tokens[agent_id] = stack.token("agent", agent_id)
     finally:
         conn.close()
     return tokens
 
 
-async def offers(stack: Stack, customer: str, rate: float, duration_s: float) -> dict[str, Any]:
-    tickets = math.ceil(rate * duration_s)
+async def set_presence(conn: Connection, supervisor: str, agent_id: str, presence: str) -> None:
+    status, answer = await call(conn, "PUT", f"/v1/agents/{agent_id}/presence", supervisor, {"presence": presence})
+    if status != 200:
+        raise SystemExit(f"setting presence answered {status}: {answer}")
+
+
+async def step_away(stack: Stack, agent_ids: list[str]) -> None:
+    """The agents take no more offers (and keep what they hold): a later phase's tickets go to its own agents."""
+    conn = await Connection.open(HOST, stack.port)
+    try:
+        for agent_id in agent_ids:
+            await set_presence(conn, stack.token("supervisor", "s-bench"), agent_id, "away")
+    finally:
+        conn.close()
+
+
+async def offers(
+    stack: Stack, customer: str, duration_s: float, *, rate: float | None, connections: int = 32, most: float = 0.0
+) -> dict[str, Any]:
+    """Tickets agents can take, at ``rate`` (open loop), or with ``rate`` None as fast as the stack answers
+    (``connections`` clients, at most ``most`` per second expected: it sizes the agents)."""
+    tickets = math.ceil((rate or most) * duration_s)
     tokens = await add_agents(stack, max(MIN_AGENTS, math.ceil(tickets * 1.2 / AGENT_CAPACITY)))
     created: dict[str, float] = {}
 
@@ -291,31 +309,35 @@ async def offers(stack: Stack, customer: str, rate: float, duration_s: float) ->
             created[orjson.loads(body)["id"]] = scheduled
 
     simulator = AgentSimulator(stack, tokens)
+    make = post_factory(stack.port, customer, AGENT_TICKETS)
     async with simulator.running():
-        results = await at_rate(
-            HOST,
-            stack.port,
-            post_factory(stack.port, customer, AGENT_TICKETS),
-            rate=rate,
-            duration_s=duration_s,
-            on_response=on_response,
-        )
+        began = time.perf_counter()
+        if rate is None:
+            results = await saturate(
+                HOST, stack.port, make, connections=connections, duration_s=duration_s, on_response=on_response
+            )
+        else:
+            results = await at_rate(HOST, stack.port, make, rate=rate, duration_s=duration_s, on_response=on_response)
         deadline = time.perf_counter() + 60
         # Both sets are filled by callbacks; a deadline bounds the wait for the last accepts.
         while len(simulator.assigned.keys() & created.keys()) < len(created) and time.perf_counter() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+    await step_away(stack, list(tokens))
     to_offer = [simulator.offered[t] - at for t, at in created.items() if t in simulator.offered]
     to_assigned = [simulator.assigned[t] - at for t, at in created.items() if t in simulator.assigned]
     pushed = [
         simulator.pushed[t] - simulator.offered[t] for t in created if t in simulator.pushed and t in simulator.offered
     ]
+    last_assigned = max((simulator.assigned[t] for t in created if t in simulator.assigned), default=began)
     return {
-        "rate_per_s": round(rate, 1),
+        "rate_per_s": round(results.rate, 1),
         "agents": len(tokens),
         "create": results.summary(),
         "created": len(created),
         "offered": len(to_offer),
         "assigned": len(to_assigned),
+        # Created, offered and accepted, from the start of the load to the last accept.
+        "created_and_assigned_per_s": round(len(to_assigned) / max(last_assigned - began, 1e-9), 1),
         "offers_made": simulator.offers,
         "accept_errors": simulator.accept_errors,
         "create_to_offer_ms": latency_ms(to_offer),
@@ -386,15 +408,22 @@ async def run(data_dir: Path, env: dict[str, str], duration_s: float, connection
             memory[f"after saturation ({await routed_count(stack):,} queued)"] = service_rss_mb(pid)
             peak = float(sat["create"]["rate_per_s"])
             curve = await latency_curve(stack, customer, peak, duration_s)
-            with_agents = await offers(stack, customer, peak / 2, duration_s)
+            # Tickets agents take cost more than a backlog (an offer, an accept, an assignment, notifications):
+            # that workload's own maximum, then half of it.
+            agents_peak = await offers(stack, customer, duration_s, rate=None, connections=connections, most=peak)
+            half = float(agents_peak["created_and_assigned_per_s"]) / 2
+            with_agents = await offers(stack, customer, duration_s, rate=half)
             logged = log_messages(data_dir / "supportdesk-up.log")
-            memory[f"end ({await routed_count(stack):,} queued, {with_agents['agents']} agents)"] = service_rss_mb(pid)
+            memory[
+                f"end ({await routed_count(stack):,} queued, {agents_peak['agents'] + with_agents['agents']} agents)"
+            ] = service_rss_mb(pid)
         finally:
             await nc.close()
             await db.close()
     return {
         "saturation": sat,
         "latency_by_load": curve,
+        "with_agents_saturated": agents_peak,
         "with_agents": with_agents,
         "memory_rss_mb": memory,
         "service_log_warnings": logged,

@@ -19,27 +19,44 @@ _QUALIFIED = ", ".join(f"n.{c.strip()}" for c in _COLUMNS.split(","))
 _READ = "(SELECT r.read_at FROM notification_reads r WHERE r.notification_id = n.id AND r.reader_id = $1) AS read_at"
 
 
-async def add_notification(conn: Connection, n: Notification, push: NewDelivery) -> Notification | None:
-    """Insert the notification and, in the same statement, the delivery record of its in-app push.
+async def add_notifications(conn: Connection, items: Sequence[tuple[Notification, NewDelivery]]) -> set[uuid.UUID]:
+    """Insert each notification and, in the same statement, the delivery record of its in-app push.
 
-    None if this event already produced this notification for this person (and so its delivery).
+    Answers the ids inserted: a notification this event already produced for this person (and so its
+    delivery) is not inserted again.
     """
-    row = await conn.fetchrow(
+    if not items:
+        return set()
+    rows = await conn.fetch(
         f"""
-        WITH added AS (
+        WITH input AS (
+            SELECT * FROM unnest(
+                $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::timestamptz[], $10::jsonb[], $11::boolean[],
+                $12::uuid[], $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[]
+            ) AS i({_COLUMNS}, push_id, push_channel, push_target, push_event_id, push_event_type, push_due, pushed_at)
+        ), added AS (
             INSERT INTO notifications ({_COLUMNS})
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
+            SELECT {_COLUMNS} FROM input
             ON CONFLICT (source_event_id, kind, user_id) DO NOTHING
-            RETURNING {_COLUMNS}
+            RETURNING id
         ), pushed AS (
             INSERT INTO deliveries (id, channel, target, event_id, event_type, notification_id, payload, status,
                                     next_attempt_at, created_at)
-            SELECT $12, $13, $14, $15, $16, added.id, ''::bytea, 'delivering', $17, coalesce($18, now())
-            FROM added
+            SELECT push_id, push_channel, push_target, push_event_id, push_event_type, id, ''::bytea, 'delivering',
+                   push_due, coalesce(pushed_at, now())
+            FROM input JOIN added USING (id)
             ON CONFLICT (channel, target, event_id) DO NOTHING
         )
-        SELECT {_COLUMNS}, NULL::timestamptz AS read_at FROM added
+        SELECT id FROM added
         """,
+        *(list(column) for column in zip(*(_notification_values(n, push) for n, push in items), strict=True)),
+    )
+    return {row["id"] for row in rows}
+
+
+def _notification_values(n: Notification, push: NewDelivery) -> tuple[object, ...]:
+    return (
         n.id,
         n.user_id,
         n.channel.value,
@@ -59,7 +76,6 @@ async def add_notification(conn: Connection, n: Notification, push: NewDelivery)
         push.next_attempt_at,
         push.created_at,
     )
-    return _notification(row) if row else None
 
 
 async def inbox(
@@ -196,15 +212,24 @@ async def save_preferences(conn: Connection, p: Preferences) -> Preferences:
 _TICKET_COLUMNS = "ticket_id, customer_id, assignee_id, language, subject, category, version"
 
 
-async def ticket_view(conn: Connection, ticket_id: str) -> TicketView | None:
-    row = await conn.fetchrow(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE ticket_id = $1 FOR UPDATE", ticket_id)
-    return TicketView(**dict(row)) if row else None
+async def ticket_views(conn: Connection, ticket_ids: Sequence[str]) -> dict[str, TicketView]:
+    """The views of these tickets, locked for the caller's transaction (in id order: no deadlock between two
+    transactions locking overlapping sets)."""
+    rows = await conn.fetch(
+        f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
+        list(ticket_ids),
+    )
+    return {row["ticket_id"]: TicketView(**dict(row)) for row in rows}
 
 
-async def save_ticket_view(conn: Connection, view: TicketView) -> None:
+async def save_ticket_views(conn: Connection, views: Sequence[TicketView]) -> None:
+    """Insert or update each view (one per ticket), unless the stored one has a later version."""
+    if not views:
+        return
     await conn.execute(
         f"""
-        INSERT INTO tickets ({_TICKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+        INSERT INTO tickets ({_TICKET_COLUMNS})
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
         ON CONFLICT (ticket_id) DO UPDATE SET
             customer_id = EXCLUDED.customer_id, assignee_id = EXCLUDED.assignee_id,
             language = CASE WHEN EXCLUDED.language = '' THEN tickets.language ELSE EXCLUDED.language END,
@@ -213,13 +238,13 @@ async def save_ticket_view(conn: Connection, view: TicketView) -> None:
             version = EXCLUDED.version
         WHERE tickets.version < EXCLUDED.version
         """,
-        view.ticket_id,
-        view.customer_id,
-        view.assignee_id,
-        view.language,
-        view.subject,
-        view.category,
-        view.version,
+        [v.ticket_id for v in views],
+        [v.customer_id for v in views],
+        [v.assignee_id for v in views],
+        [v.language for v in views],
+        [v.subject for v in views],
+        [v.category for v in views],
+        [v.version for v in views],
     )
 
 

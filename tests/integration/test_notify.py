@@ -403,3 +403,35 @@ async def test_events_applied_together_leave_those_about_unknown_tickets_untouch
     assert left == {batch[1].envelope.id}
     assert (await kinds_by_recipient(notify))[("a-1", "sla.warning")] == 1
     assert await notify.pool.fetchval("SELECT count(*) FROM notifications WHERE ticket_id = $1", late) == 0
+
+
+async def test_a_batch_tells_everyone_with_a_few_statements_and_leaves_a_second_event_about_one_ticket(
+    notify: Notify,
+) -> None:
+    """Many tickets opened in one batch are all told at once; an event about a ticket another event of the batch
+    is about is left (it must see the view the first one leaves) and applied alone afterwards."""
+    handler = EventHandler(email_enabled=False)
+    tickets = [str(uuid.uuid4()) for _ in range(20)]
+    opened = [Delivered(ev.ticket_created(t, f"c-{n}"), otel_context.get_current()) for n, t in enumerate(tickets)]
+    assigned = Delivered(ev.ticket_assigned(tickets[0], "a-1"), otel_context.get_current())
+    async with notify.pool.acquire() as conn:
+        async with conn.transaction():
+            left = await handler.apply_together(conn, [*opened, assigned])
+        assert left == {assigned.envelope.id}
+        async with conn.transaction():
+            await handler(conn, assigned.envelope)
+    told = await kinds_by_recipient(notify)
+    assert all(told[(f"c-{n}", "ticket.received")] == 1 for n in range(20))
+    assert await notify.pool.fetchval("SELECT assignee_id FROM tickets WHERE ticket_id = $1", tickets[0]) == "a-1"
+    counts = await notify.pool.fetchrow(
+        """
+        SELECT count(n.id) AS notifications, count(d.id) AS pushes, count(o.event_id) AS announced
+        FROM notifications n
+        LEFT JOIN deliveries d ON d.notification_id = n.id AND d.channel = 'in_app'
+        LEFT JOIN outbox o ON o.event_id = d.id
+        WHERE n.ticket_id = ANY($1::text[])
+        """,
+        tickets,
+    )
+    assert counts["notifications"] > 20, "the 20 customers, and whom the assignment tells"
+    assert counts["pushes"] == counts["announced"] == counts["notifications"], "each with its push and its event"
