@@ -64,23 +64,36 @@ def request_bytes(method: str, host: str, path: str, headers: dict[str, str], bo
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+# A keep-alive connection idle this long is reopened before its next request, as HTTP clients do (httpx's
+# keepalive_expiry): uvicorn closes idle ones after 5 s, and a request sent as it closes would be lost.
+IDLE_EXPIRY_S = 4.0
+
+
 class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: tuple[str, int]) -> None:
+        self.reader, self.writer, self.address = reader, writer, address
+        self.last_used = time.perf_counter()
 
     @classmethod
     async def open(cls, host: str, port: int) -> Connection:
         reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
+        return cls(reader, writer, (host, port))
 
     async def exchange(self, request: bytes) -> tuple[int, bytes]:
         """Status and body; status 0 when the server dropped the connection (it is then reopened)."""
+        if time.perf_counter() - self.last_used > IDLE_EXPIRY_S:
+            await self._reopen()
         try:
             return await self._exchange(request)
         except (ConnectionError, asyncio.IncompleteReadError):
-            self.close()
-            self.reader, self.writer = await asyncio.open_connection(*self.writer.get_extra_info("peername")[:2])
+            await self._reopen()
             return 0, b""
+        finally:
+            self.last_used = time.perf_counter()
+
+    async def _reopen(self) -> None:
+        self.close()
+        self.reader, self.writer = await asyncio.open_connection(*self.address)
 
     async def _exchange(self, request: bytes) -> tuple[int, bytes]:
         self.writer.write(request)
