@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 import asyncpg
 from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from services.kit import metrics, wake
 from services.kit.bus import store
 from services.kit.bus.envelope import Envelope, current_trace_headers
+from services.kit.bus.publisher import BatchPublisher, Outgoing
 from services.kit.db import Connection, wait_for_wake
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class OutboxRelay:
         # Told of every event JetStream acknowledged: the service's own counters (offers, SLA outcomes) are
         # counted from committed facts, once, off the request path.
         self._on_published = on_published
-        self._js = js
+        self._publisher = BatchPublisher(js)
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._publish_timeout_s = publish_timeout_s
@@ -59,6 +60,12 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled: woken by this process's commits that wrote events, polling for the others'."""
+        try:
+            await self._relay_forever()
+        finally:
+            await self._publisher.close()
+
+    async def _relay_forever(self) -> None:
         failures = 0
         with wake.OUTBOX.subscribed(self._wake):
             while True:
@@ -87,8 +94,14 @@ class OutboxRelay:
                 "outbox relay", attributes={"messaging.batch.message_count": len(rows)}
             ) as relay_span:
                 relay = Link(relay_span.get_span_context())
-                results = await asyncio.gather(*(self._publish(row, relay) for row in rows), return_exceptions=True)
-                published = [row for row, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
+                spans, outgoing = zip(*(self._stamped(row, relay) for row in rows), strict=True)
+                results = await self._publisher.publish(outgoing, self._publish_timeout_s)
+                for span, result in zip(spans, results, strict=True):
+                    if result is not None:
+                        span.record_exception(result)
+                        span.set_status(Status(StatusCode.ERROR, type(result).__name__))
+                    span.end()
+                published = [row for row, res in zip(rows, results, strict=True) if res is None]
                 acked = [row.row_id for row in published]
                 if acked:
                     await self._mark(conn, acked)
@@ -109,14 +122,13 @@ class OutboxRelay:
                 except Exception as exc:  # a metric must never hold up the relay
                     log.warning("event metrics failed", extra={"event_type": envelope.type, "error": repr(exc)})
 
-    async def _publish(self, row: store.OutboxRow, relay: Link) -> object:
-        """Publish one event in the trace of the change that wrote it; the message carries this span's context,
-        so every consumer's handling is a child of the publish. The relay pass that sent it is a link."""
+    def _stamped(self, row: store.OutboxRow, relay: Link) -> tuple[trace.Span, Outgoing]:
+        """The event's publish span, in the trace of the change that wrote it, and the message carrying that
+        span's context: every consumer's handling is a child of the publish. The relay pass is a link."""
         envelope = row.envelope
-        parent = propagate.extract(dict(envelope.trace))
-        with tracer.start_as_current_span(
+        span = tracer.start_span(
             f"publish {envelope.type}",
-            context=parent,
+            context=propagate.extract(dict(envelope.trace)),
             kind=SpanKind.PRODUCER,
             links=[relay],
             attributes={
@@ -128,11 +140,10 @@ class OutboxRelay:
                 "cloudevents.event_type": envelope.type,
                 "cloudevents.event_subject": envelope.subject,
             },
-        ):
+        )
+        with trace.use_span(span, end_on_exit=False):
             traced = replace(envelope, trace=current_trace_headers())
-            return await self._js.publish(
-                traced.type, traced.data, timeout=self._publish_timeout_s, headers=traced.headers()
-            )
+        return span, Outgoing(traced.type, traced.data, traced.headers())
 
     async def _mark(self, conn: Connection, row_ids: list[int]) -> None:
         await store.mark_published(conn, row_ids)
