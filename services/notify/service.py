@@ -100,10 +100,11 @@ class EventHandler:
         people = {i.recipient for _, _, found in told for i in found if not is_audience(i.recipient)}
         preferences = await store.preferences_of(conn, sorted(people))
         endpoints = await delivery_store.enabled_endpoints(conn)
-        now = datetime.now(UTC)
         in_app: list[tuple[Notification, NewDelivery, Envelope]] = []
         deliveries: list[NewDelivery] = []
         for envelope, within, found in told:
+            # Each event's own time: an inbox lists newest first by it, and replays follow the same order.
+            now = datetime.now(UTC)
             with within:  # the push events carry this event's trace
                 for intent in found:
                     prefs = preferences.get(intent.recipient)

@@ -434,4 +434,11 @@ async def test_a_batch_tells_everyone_with_a_few_statements_and_leaves_a_second_
         tickets,
     )
     assert counts["notifications"] > 20, "the 20 customers, and whom the assignment tells"
+    received = await notify.pool.fetch(
+        "SELECT created_at FROM notifications WHERE ticket_id = ANY($1::text[]) AND kind = 'ticket.received' "
+        "ORDER BY seq",
+        tickets,
+    )
+    times = [r["created_at"] for r in received]
+    assert times == sorted(set(times)), "each event's own time, in order: inboxes list and replay by it"
     assert counts["pushes"] == counts["announced"] == counts["notifications"], "each with its push and its event"
