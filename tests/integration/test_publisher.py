@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+import nats
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StreamConfig
 
@@ -64,3 +66,12 @@ async def test_late_or_missing_acknowledgements_are_timeouts(publisher: BatchPub
         await silent.unsubscribe()
     assert isinstance(outcomes[0], TimeoutError)
     assert outcomes[1] is None
+
+
+async def test_a_closed_connection_fails_every_message_instead_of_raising(nats_url: str) -> None:
+    """The relay counts what was not stored and keeps the rows; an exception would stop its loop instead."""
+    closed = await nats.connect(nats_url)
+    publisher = BatchPublisher(closed.jetstream())
+    await closed.close()
+    outcomes = await publisher.publish([message(), message()], timeout_s=5)
+    assert all(isinstance(outcome, NatsError) for outcome in outcomes)

@@ -45,13 +45,15 @@ class BatchPublisher:
         self._waiting: dict[str, asyncio.Future[None]] = {}
 
     async def publish(self, messages: Sequence[Outgoing], timeout_s: float) -> list[BaseException | None]:
-        """Publish ``messages``; for each, None once JetStream stored it, else why not (``NotStored``, or
-        ``TimeoutError`` when no PubAck came within ``timeout_s`` of the batch's start)."""
-        await self._subscribe()
+        """Publish ``messages``; for each, None once JetStream stored it, else why not (``NotStored``, a
+        ``TimeoutError`` when no PubAck came within ``timeout_s`` of the batch's start, or the connection's error
+        when it could not send). Never raises for the bus being down."""
         loop = asyncio.get_running_loop()
         pending: list[tuple[str, asyncio.Future[None]]] = []
+        unsent: NatsError | None = None
         try:
             async with asyncio.timeout(timeout_s):
+                await self._subscribe()
                 for message in messages:
                     token = str(next(self._tokens))
                     answer: asyncio.Future[None] = loop.create_future()
@@ -63,11 +65,13 @@ class BatchPublisher:
                 await asyncio.gather(*(answer for _, answer in pending), return_exceptions=True)
         except TimeoutError:
             pass
+        except NatsError as exc:  # the connection is closed or its buffer is full: what is unanswered failed
+            unsent = exc
         finally:
             for token, _ in pending:
                 self._waiting.pop(token, None)
-        outcomes = [_outcome(answer) for _, answer in pending]
-        return outcomes + [TimeoutError("not sent")] * (len(messages) - len(pending))
+        outcomes = [_outcome(answer) if unsent is None or answer.done() else unsent for _, answer in pending]
+        return outcomes + [unsent or TimeoutError("not sent")] * (len(messages) - len(pending))
 
     async def close(self) -> None:
         """Drop the reply subscription; a connection already closed has dropped it."""
