@@ -37,7 +37,8 @@ EVENTS_PUBLISHED = Counter(
 )
 EVENTS_HANDLED = Counter(
     "supportdesk_events_handled_total",
-    "Deliveries handled by a consumer: applied, duplicate (already in the inbox), retried, dead_lettered.",
+    "Deliveries handled by a consumer: applied, duplicate (already in the inbox), skipped (nothing to write), "
+    "retried, dead_lettered.",
     ["consumer", "outcome"],
 )
 EVENT_HANDLING = Histogram(

@@ -16,7 +16,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
-from services.kit.bus.consumer import EventConsumer, Handler, Together
+from services.kit.bus.consumer import EventConsumer, Handler, Skips, Together
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.gauges import bus_samplers
 from services.kit.bus.outbox import OutboxRelay
@@ -54,6 +54,8 @@ class ServiceDefinition:
     consumers: Callable[[Runtime], list[tuple[ConsumerSpec, Handler]]] = field(default=lambda _: [])
     # Event types some consumers (by durable name) apply in batches, one transaction for many events.
     together: Callable[[Runtime], Mapping[str, Together]] = field(default=lambda _: {})
+    # Events some consumers (by durable name) would write nothing for: acked without an inbox transaction.
+    skips: Callable[[Runtime], Mapping[str, Skips]] = field(default=lambda _: {})
     # Other long-running loops of the service (e.g. a timer scheduler), run and supervised like consumers.
     workers: Callable[[Runtime], list[Callable[[], Coroutine[Any, Any, None]]]] = field(default=lambda _: [])
     # Gauges the service reads from its own tables (queue depth, agents by presence), sampled on a slow timer.
@@ -147,6 +149,7 @@ async def _serve(
         asyncio.create_task(sample_forever(samplers, settings.metrics_sample_interval_s), name="metric-samplers"),
     ]
     together = definition.together(runtime)
+    skips = definition.skips(runtime)
     workers += [
         asyncio.create_task(
             EventConsumer(
@@ -157,6 +160,7 @@ async def _serve(
                 max_deliver=settings.consumer_max_deliver,
                 concurrency=settings.consumer_concurrency,
                 together=together.get(spec.durable),
+                skips=skips.get(spec.durable),
             ).run(),
             name=f"consumer-{spec.durable}",
         )

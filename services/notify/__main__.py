@@ -10,7 +10,7 @@ import httpx
 import uvloop
 from support.notify.v1 import notify_service_pb2_grpc
 
-from services.kit.bus.consumer import Handler, Together
+from services.kit.bus.consumer import Handler, Skips, Together
 from services.kit.bus.streams import ROUTING, TICKETING, WALLET, ConsumerSpec
 from services.kit.service import Runtime, ServiceDefinition, run_service
 from services.notify.api import SERVICE_NAME, NotifyApi
@@ -62,6 +62,12 @@ def _together(runtime: Runtime) -> dict[str, Together]:
     return {spec.durable: together for spec in CONSUMERS}
 
 
+def _skips(runtime: Runtime) -> dict[str, Skips]:
+    # Most events of a ticket's life tell nobody; without a webhook that wants them, they cost one read.
+    skips = _handler(runtime).writes_nothing
+    return {spec.durable: skips for spec in CONSUMERS}
+
+
 def delivery_worker(runtime: Runtime, http: httpx.AsyncClient) -> DeliveryWorker:
     settings = _settings(runtime)
     return DeliveryWorker(
@@ -93,6 +99,7 @@ DEFINITION = ServiceDefinition(
     register=_register,
     consumers=_consumers,
     together=_together,
+    skips=_skips,
     workers=_workers,
 )
 

@@ -145,6 +145,11 @@ _DECODERS: dict[str, Callable[[bytes], r.Event]] = {
 }
 
 
+def forwarded_only(event_type: str) -> bool:
+    """Events of this type tell nobody: notify only forwards them to the webhooks that want them."""
+    return event_type not in _DECODERS
+
+
 def decode(envelope: Envelope) -> r.Event | None:
     """The facts of an event notify tells people about; None for events it only forwards to webhooks.
 

@@ -56,6 +56,15 @@ class EventHandler:
         creation has not arrived yet, and those about a ticket another event of the batch is about."""
         return await self._apply(conn, [(d.envelope, d.current()) for d in batch])
 
+    async def writes_nothing(self, conn: Connection, envelope: Envelope) -> bool:
+        """True for an event that tells nobody and that no enabled webhook endpoint wants: one read, outside
+        the inbox transaction. An endpoint enabled after that read gets the events handled after it, as when
+        the read is inside the transaction."""
+        if not events_in.forwarded_only(envelope.type):
+            return False
+        endpoints = await delivery_store.enabled_endpoints(conn)
+        return not any(wanted(e.event_types, envelope.type) for e in endpoints)
+
     def together(self) -> Together:
         return Together(frozenset(events_in.PAYLOADS), self.apply_together)
 

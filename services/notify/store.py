@@ -183,6 +183,8 @@ _PREF_COLUMNS = "user_id, locale, email, channels, quiet_start, quiet_end, time_
 
 
 async def preferences_of(conn: Connection, user_ids: Sequence[str]) -> dict[str, Preferences]:
+    if not user_ids:
+        return {}
     rows = await conn.fetch(f"SELECT {_PREF_COLUMNS} FROM preferences WHERE user_id = ANY($1::text[])", list(user_ids))
     return {r["user_id"]: _preferences(r) for r in rows}
 
@@ -215,6 +217,8 @@ _TICKET_COLUMNS = "ticket_id, customer_id, assignee_id, language, subject, categ
 async def ticket_views(conn: Connection, ticket_ids: Sequence[str]) -> dict[str, TicketView]:
     """The views of these tickets, locked for the caller's transaction (in id order: no deadlock between two
     transactions locking overlapping sets)."""
+    if not ticket_ids:
+        return {}
     rows = await conn.fetch(
         f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
         list(ticket_ids),

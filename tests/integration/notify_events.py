@@ -88,7 +88,8 @@ def flagged(ticket_id: str, customer: str, version: int) -> Envelope:
     return _env(T + "flagged", ticket_id, data.SerializeToString())
 
 
-def offer_created(ticket_id: str, agent: str) -> Envelope:
+def offer_created(ticket_id: str, agent: str, change: str = "created") -> Envelope:
+    """``offer.created``, or with ``change`` another of the offer's events (``accepted``, ``declined``, ...)."""
     offer = offer_pb2.Offer(
         id=str(uuid.uuid4()),
         ticket_id=ticket_id,
@@ -98,7 +99,7 @@ def offer_created(ticket_id: str, agent: str) -> Envelope:
         expire_time=now_stamp(),
     )
     data = routing_events.OfferChanged(offer=offer).SerializeToString()
-    return _env("support.routing.v1.offer.created", ticket_id, data)
+    return _env(f"support.routing.v1.offer.{change}", ticket_id, data)
 
 
 def _clock(ticket_id: str) -> sla_pb2.SlaClock:

@@ -155,7 +155,9 @@ async def running_notify(database_url: str, js: JetStreamContext, settings: Noti
     tasks = [asyncio.create_task(OutboxRelay(pool, js, "notify").run())]
     for spec in CONSUMERS:
         await declare_consumer(js, spec, BUS)
-        consumer = EventConsumer(js, pool, spec, handler, max_deliver=3, together=handler.together())  # as deployed
+        consumer = EventConsumer(  # as deployed
+            js, pool, spec, handler, max_deliver=3, together=handler.together(), skips=handler.writes_nothing
+        )
         tasks.append(asyncio.create_task(consumer.run()))
     http = httpx.AsyncClient()
     worker = DeliveryWorker(

@@ -11,7 +11,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from services.kit.bus import store
-from services.kit.bus.consumer import Delivered, EventConsumer, Handler, PoisonEvent, Together
+from services.kit.bus.consumer import Delivered, EventConsumer, Handler, PoisonEvent, Skips, Together
 from services.kit.bus.envelope import Envelope
 from services.kit.bus.streams import TICKETING, ConsumerSpec, declare_consumer
 from services.kit.db import Connection
@@ -55,9 +55,13 @@ async def pool(fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-async def run(js: JetStreamContext, pool: asyncpg.Pool, handler: Handler) -> asyncio.Task[None]:
+async def run(
+    js: JetStreamContext, pool: asyncpg.Pool, handler: Handler, skips: Skips | None = None
+) -> asyncio.Task[None]:
     await declare_consumer(js, SPEC, BUS)
-    consumer = EventConsumer(js, pool, SPEC, handler, max_deliver=BUS.consumer_max_deliver, fetch_timeout_s=0.5)
+    consumer = EventConsumer(
+        js, pool, SPEC, handler, max_deliver=BUS.consumer_max_deliver, fetch_timeout_s=0.5, skips=skips
+    )
     return asyncio.create_task(consumer.run())
 
 
@@ -88,6 +92,32 @@ async def test_a_duplicated_event_is_applied_once(js: JetStreamContext, pool: as
     try:
         await eventually(lambda: settled(js), what="all messages acknowledged")
         assert await times_applied(pool) == {first.id: 1, second.id: 1}
+    finally:
+        await stop(task)
+
+
+async def test_an_event_the_handler_would_write_nothing_for_is_acked_without_a_transaction(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    needless, needed = event(), event()
+    asked: list[tuple[str, bool]] = []
+
+    async def skips(conn: Connection, e: Envelope) -> bool:
+        asked.append((e.id, conn.is_in_transaction()))
+        return e.id == needless.id
+
+    for e in (needless, needed):
+        await js.publish(SUBJECT, e.data, headers=e.headers())
+    handler = Recorder()
+    task = await run(js, pool, handler, skips)
+    try:
+        await eventually(lambda: settled(js), what="both events acknowledged")
+        assert await times_applied(pool) == {needed.id: 1}
+        assert handler.attempts == 1, "the handler runs only for the event it writes something for"
+        async with pool.acquire() as conn:
+            inbox = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM inbox")}
+        assert inbox == {needed.id}, "a skipped event leaves no inbox row"
+        assert sorted(asked) == sorted([(needless.id, False), (needed.id, False)]), "asked outside a transaction"
     finally:
         await stop(task)
 

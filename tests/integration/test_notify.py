@@ -362,6 +362,37 @@ async def test_each_in_app_push_is_recorded_once_as_a_delivery(notify: Notify, j
     assert webhooks == []
 
 
+async def test_an_event_that_tells_nobody_writes_nothing_until_a_webhook_wants_it(
+    notify: Notify, js: JetStreamContext, receiver: Receiver
+) -> None:
+    tid = str(uuid.uuid4())
+    unwanted = ev.offer_created(tid, "a-1", "accepted")
+    await notify.publish(unwanted)
+
+    async def handled() -> bool:
+        for spec in CONSUMERS:
+            info = await js.consumer_info(spec.stream.name, spec.durable)
+            if info.num_pending or info.num_ack_pending:
+                return False
+        return True
+
+    await eventually(handled, what="the accepted offer acknowledged")
+    assert await notify.pool.fetchval("SELECT count(*) FROM inbox") == 0, "nothing written, not even the inbox"
+    assert await notify.pool.fetchval("SELECT count(*) FROM deliveries") == 0
+
+    partner = await endpoint(notify, f"{receiver.base_url}/ok", "support.routing.v1.offer.*")
+    wanted = ev.offer_created(tid, "a-1", "accepted")
+    await notify.publish(wanted)
+
+    async def delivered() -> bool:
+        return [d["status"] for d in await deliveries_of(notify, partner)] == ["delivered"]
+
+    await eventually(delivered, what="the next accepted offer forwarded to the endpoint that wants it")
+    [got] = receiver.at("/ok")
+    assert wanted.id.encode() in got.body
+    assert [r["event_id"] for r in await notify.pool.fetch("SELECT event_id FROM inbox")] == [wanted.id]
+
+
 async def test_an_in_app_push_is_delivered_when_the_relay_publishes_it(
     fresh_database_url: str, js: JetStreamContext
 ) -> None:

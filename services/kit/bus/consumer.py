@@ -15,6 +15,9 @@ in the batch for their subject, and delivered for the first time, are claimed in
 handler call in one transaction, so a burst costs a few statements for the lot rather than a transaction each.
 The events the handler leaves, and all of them if that transaction fails, are applied alone as above, with the
 usual retries.
+
+A consumer may also be told which events its handler would write nothing for (``Skips``): such an event is
+acked after that check, with no inbox transaction (nothing to make idempotent, so no BEGIN, inbox row or COMMIT).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 Handler = Callable[[Connection, Envelope], Awaitable[None]]
+# True for an event the handler would write nothing for, read on a connection outside any transaction.
+Skips = Callable[[Connection, Envelope], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,7 @@ class EventConsumer:
         concurrency: int = 16,
         fetch_timeout_s: float = 5.0,
         together: Together | None = None,
+        skips: Skips | None = None,
     ) -> None:
         self._js = js
         self._pool = pool
@@ -115,6 +121,7 @@ class EventConsumer:
         self._slots = asyncio.Semaphore(concurrency)
         self._fetch_timeout_s = fetch_timeout_s
         self._together = together
+        self._skips = skips
 
     async def run(self) -> None:
         """Fetch and handle until cancelled. The consumer must already be declared."""
@@ -238,15 +245,19 @@ class EventConsumer:
         finally:
             context.detach(token)
 
-    async def _transact(self, envelope: Envelope) -> bool:
-        """Apply the event once; False if the inbox already had it (a duplicate)."""
+    async def _transact(self, envelope: Envelope) -> str:
+        """Apply the event once. The outcome: ``applied``, ``duplicate`` (the inbox already had it) or
+        ``skipped`` (the handler would write nothing for it)."""
         for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    applied = await store.claim_event(conn, self._spec.durable, envelope.id)
-                    if applied:
-                        await self._handler(conn, envelope)
-                return applied
+                async with self._pool.acquire() as conn:
+                    if self._skips is not None and await self._skips(conn, envelope):
+                        return "skipped"
+                    async with conn.transaction():
+                        applied = await store.claim_event(conn, self._spec.durable, envelope.id)
+                        if applied:
+                            await self._handler(conn, envelope)
+                return "applied" if applied else "duplicate"
             except asyncpg.TransactionRollbackError:
                 if attempt == _TRANSACTION_ATTEMPTS:
                     raise
@@ -258,7 +269,7 @@ class EventConsumer:
             metrics.EVENT_AGE.labels(durable).observe(max((datetime.now(UTC) - envelope.time).total_seconds(), 0.0))
         started = time.perf_counter()
         try:
-            applied = await self._transact(envelope)
+            outcome = await self._transact(envelope)
         except (PoisonEvent, DecodeError) as exc:
             _record_failure(exc)
             await self._dead_letter(msg, envelope.id, f"{type(exc).__name__}: {exc}", exc)
@@ -283,7 +294,7 @@ class EventConsumer:
             await msg.nak(delay=delay)
             return
         metrics.EVENT_HANDLING.labels(durable).observe(time.perf_counter() - started)
-        metrics.EVENTS_HANDLED.labels(durable, "applied" if applied else "duplicate").inc()
+        metrics.EVENTS_HANDLED.labels(durable, outcome).inc()
         await msg.ack()
 
     async def _dead_letter(
