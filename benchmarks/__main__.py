@@ -253,7 +253,8 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 "ours",
                 f"create → offer, {a['rate_per_s']:.0f}/s (half of that max), {a['agents']} agents",
                 f"{lat['p99']:.1f} ms p99",
-                f"p50 {lat['p50']:.1f} p95 {lat['p95']:.1f}; {a['offered']}/{a['created']} offered",
+                f"p50 {lat['p50']:.1f} p95 {lat['p95']:.1f}; {a['offered']}/{a['created']} offered; "
+                f"started after {a['settled_before_s']:.1f} s for the stack to settle",
             )
         )
         for stage, lat in a["create_to_offer_stages_ms"].items():
