@@ -122,6 +122,32 @@ async def test_an_event_the_handler_would_write_nothing_for_is_acked_without_a_t
         await stop(task)
 
 
+async def test_a_failing_skip_check_is_retried_like_a_failing_transaction(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    e = event()
+    checks = 0
+
+    async def skips(conn: Connection, _: Envelope) -> bool:
+        nonlocal checks
+        checks += 1
+        if checks == 1:
+            raise ConnectionError("Postgres unreachable for the check")
+        return False
+
+    await js.publish(SUBJECT, e.data, headers=e.headers())
+    handler = Recorder()
+    task = await run(js, pool, handler, skips)
+    try:
+        await eventually(lambda: settled(js), what="the event applied after the failed check")
+        assert await times_applied(pool) == {e.id: 1}
+        assert checks == 2, "the failed check is nak'ed and the redelivery checked again"
+        async with pool.acquire() as conn:
+            assert await store.list_dead_letters(conn) == []
+    finally:
+        await stop(task)
+
+
 async def test_a_redelivery_after_commit_without_ack_is_not_applied_again(
     js: JetStreamContext, pool: asyncpg.Pool
 ) -> None:

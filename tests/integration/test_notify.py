@@ -60,6 +60,15 @@ async def notify(fresh_database_url: str, js: JetStreamContext, smtp: tuple[Mail
         yield running
 
 
+async def consumers_idle(js: JetStreamContext) -> bool:
+    """Every notify consumer has handled and acknowledged everything delivered to it."""
+    for spec in CONSUMERS:
+        info = await js.consumer_info(spec.stream.name, spec.durable)
+        if info.num_pending or info.num_ack_pending:
+            return False
+    return True
+
+
 async def kinds_by_recipient(notify: Notify) -> Counter[tuple[str, str]]:
     rows = await notify.pool.fetch("SELECT user_id, kind FROM notifications")
     return Counter((r["user_id"], r["kind"]) for r in rows)
@@ -329,10 +338,8 @@ async def test_each_in_app_push_is_recorded_once_as_a_delivery(notify: Notify, j
         return items
 
     async def all_pushed() -> bool:
-        for spec in CONSUMERS:  # every copy handled, the duplicates included
-            info = await js.consumer_info(spec.stream.name, spec.durable)
-            if info.num_pending or info.num_ack_pending:
-                return False
+        if not await consumers_idle(js):  # every copy handled, the duplicates included
+            return False
         items = await in_app()
         return len(items) >= 4 and all(d.status is DeliveryStatus.DELIVERED for d in items)
 
@@ -369,14 +376,7 @@ async def test_an_event_that_tells_nobody_writes_nothing_until_a_webhook_wants_i
     unwanted = ev.offer_created(tid, "a-1", "accepted")
     await notify.publish(unwanted)
 
-    async def handled() -> bool:
-        for spec in CONSUMERS:
-            info = await js.consumer_info(spec.stream.name, spec.durable)
-            if info.num_pending or info.num_ack_pending:
-                return False
-        return True
-
-    await eventually(handled, what="the accepted offer acknowledged")
+    await eventually(lambda: consumers_idle(js), what="the accepted offer acknowledged")
     assert await notify.pool.fetchval("SELECT count(*) FROM inbox") == 0, "nothing written, not even the inbox"
     assert await notify.pool.fetchval("SELECT count(*) FROM deliveries") == 0
 
