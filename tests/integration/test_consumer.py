@@ -60,7 +60,7 @@ async def run(
 ) -> asyncio.Task[None]:
     await declare_consumer(js, SPEC, BUS)
     consumer = EventConsumer(
-        js, pool, SPEC, handler, max_deliver=BUS.consumer_max_deliver, fetch_timeout_s=0.5, skips=skips
+        js, pool, SPEC, handler, max_deliver=BUS.consumer_max_deliver, heartbeat_s=0.5, skips=skips
     )
     return asyncio.create_task(consumer.run())
 
@@ -236,10 +236,12 @@ class OrderRecorder:
     def __init__(self, held: str) -> None:
         self.held = held
         self.release = asyncio.Event()
+        self.holding = asyncio.Event()
         self.applied: dict[str, list[str]] = {}
 
     async def __call__(self, conn: Connection, event: Envelope) -> None:
         if event.subject == self.held and not self.applied.get(event.subject):
+            self.holding.set()
             await self.release.wait()
         self.applied.setdefault(event.subject, []).append(event.id)
 
@@ -262,6 +264,41 @@ async def test_subjects_are_handled_concurrently_and_each_in_stream_order(
 
     try:
         # The slow subject's first event is still waiting: the other subject's events went past it.
+        await eventually(fast_subject_done, what="the other subject handled")
+        assert slow not in handler.applied
+        handler.release.set()
+        await eventually(lambda: settled(js), what="all messages acknowledged")
+        assert handler.applied == published
+    finally:
+        await stop(task)
+
+
+async def test_a_slow_event_holds_back_only_its_own_subject_while_more_keep_arriving(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    slow, fast = str(uuid.uuid4()), str(uuid.uuid4())
+    published: dict[str, list[str]] = {slow: [], fast: []}
+
+    async def publish(subject: str) -> None:
+        e = Envelope.new(type=SUBJECT, source="test", subject=subject, data=b"x")
+        published[subject].append(e.id)
+        await js.publish(SUBJECT, e.data, headers={**e.headers(), "Nats-Msg-Id": e.id})
+
+    handler = OrderRecorder(held=slow)
+    await publish(slow)
+    task = await run(js, pool, handler)
+
+    async def holding() -> bool:
+        return handler.holding.is_set()
+
+    async def fast_subject_done() -> bool:
+        return handler.applied.get(fast) == published[fast]
+
+    try:
+        await eventually(holding, what="the slow event being handled")
+        # Published while the slow event is still in hand: taken and handled past it, not after it.
+        for subject in (fast, slow, fast, fast):
+            await publish(subject)
         await eventually(fast_subject_done, what="the other subject handled")
         assert slow not in handler.applied
         handler.release.set()
@@ -299,7 +336,7 @@ async def consume_together(js: JetStreamContext, pool: asyncpg.Pool, alone: Hand
         SPEC,
         alone,
         max_deliver=BUS.consumer_max_deliver,
-        fetch_timeout_s=0.5,
+        heartbeat_s=0.5,
         together=Together(frozenset({SUBJECT}), together),
     )
     task = asyncio.create_task(consumer.run())

@@ -5,7 +5,7 @@
 - a message that can never succeed (not a valid event, undecodable payload, ``PoisonEvent``, or out of
   deliveries) is recorded as a dead letter and terminated, and everything else keeps flowing.
 
-A fetched batch is handled concurrently, one task per subject (the entity an event is about), so events about
+A pulled batch is handled concurrently, one task per subject (the entity an event is about), so events about
 one ticket still apply in the order the stream holds them while different tickets do not wait for each other:
 a handler spends most of its time waiting on Postgres round trips, and handling one event at a time would cap
 a consumer at one transaction's latency.
@@ -26,14 +26,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
@@ -41,6 +41,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from services.kit import metrics
 from services.kit.bus import store
 from services.kit.bus.envelope import Envelope, EnvelopeError
+from services.kit.bus.pull import PullAhead
 from services.kit.bus.streams import ConsumerSpec
 from services.kit.db import Connection
 from services.kit.logging import describe_error
@@ -108,7 +109,7 @@ class EventConsumer:
         max_deliver: int,
         batch_size: int = 64,
         concurrency: int = 16,
-        fetch_timeout_s: float = 5.0,
+        heartbeat_s: float = 5.0,
         together: Together | None = None,
         skips: Skips | None = None,
     ) -> None:
@@ -119,38 +120,70 @@ class EventConsumer:
         self._max_deliver = max_deliver
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
-        self._fetch_timeout_s = fetch_timeout_s
+        self._heartbeat_s = heartbeat_s
         self._together = together
         self._skips = skips
+        # Events taken and not yet handled, and each subject's last handling task still running.
+        self._in_hand = 0
+        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._room = asyncio.Event()
 
     async def run(self) -> None:
-        """Fetch and handle until cancelled. The consumer must already be declared."""
-        sub = await self._js.pull_subscribe_bind(durable=self._spec.durable, stream=self._spec.stream.name)
-        try:
-            while True:
-                try:
-                    msgs = await sub.fetch(self._batch_size, timeout=self._fetch_timeout_s)
-                except (NatsTimeoutError, TimeoutError):
-                    continue
-                await self.handle_batch(msgs)
-        finally:
-            await sub.unsubscribe()
+        """Pull and handle until cancelled. The consumer must already be declared.
 
-    async def handle_batch(self, msgs: list[Msg]) -> None:
-        """Handle a fetched batch: subjects concurrently, each subject's events in stream order; the events this
-        consumer applies together, together."""
+        Events are taken as they arrive, at most ``batch_size`` in hand at once, while earlier ones are still
+        being handled: a slow event holds back only the later events of its own subject. A handling task that
+        fails takes the consumer down with it."""
+        pull = PullAhead(
+            self._js, self._spec.stream.name, self._spec.durable, batch=self._batch_size, heartbeat_s=self._heartbeat_s
+        )
+        async with pull, asyncio.TaskGroup() as group:
+            while True:
+                while self._in_hand >= self._batch_size:
+                    self._room.clear()
+                    await self._room.wait()
+                self._dispatch(await pull.next_batch(self._batch_size - self._in_hand), group)
+
+    def _dispatch(self, msgs: list[Msg], group: asyncio.TaskGroup) -> None:
+        """Start handling what was taken: each subject's events in stream order, after those of its events
+        still in hand; subjects concurrently; the events this consumer applies together, together."""
         by_subject: dict[str, list[Msg]] = {}
         for msg in msgs:
             by_subject.setdefault(_subject_of(msg), []).append(msg)
-        groups = list(by_subject.values())
-        together = [g[0] for g in groups if len(g) == 1 and self._goes_together(g[0])]
+        together = [
+            g[0]
+            for subject, g in by_subject.items()
+            if len(g) == 1 and subject not in self._tails and self._goes_together(g[0])
+        ]
         if len(together) < 2:
             together = []
-        alone = [g for g in groups if not (len(g) == 1 and g[0] in together)]
-        work = [self._handle_in_order(group) for group in alone]
+        for subject, events in by_subject.items():
+            if not (len(events) == 1 and events[0] in together):
+                self._start(group, [subject], len(events), self._after(self._tails.get(subject), events))
         if together:
-            work.append(self._apply_together(together))
-        await asyncio.gather(*work)
+            self._start(group, [_subject_of(m) for m in together], len(together), self._apply_together(together))
+
+    def _start(
+        self, group: asyncio.TaskGroup, subjects: list[str], events: int, work: Coroutine[Any, Any, None]
+    ) -> None:
+        task = group.create_task(work)
+        self._in_hand += events
+        for subject in subjects:
+            self._tails[subject] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._in_hand -= events
+            for subject in subjects:
+                if self._tails.get(subject) is task:
+                    del self._tails[subject]
+            self._room.set()
+
+        task.add_done_callback(done)
+
+    async def _after(self, earlier: asyncio.Task[None] | None, msgs: list[Msg]) -> None:
+        if earlier is not None:
+            await asyncio.wait([earlier])
+        await self._handle_in_order(msgs)
 
     def _goes_together(self, msg: Msg) -> bool:
         return (
