@@ -246,29 +246,40 @@ class OrderRecorder:
         self.applied.setdefault(event.subject, []).append(event.id)
 
 
-async def test_subjects_are_handled_concurrently_and_each_in_stream_order(
-    js: JetStreamContext, pool: asyncpg.Pool
+async def publish_about(js: JetStreamContext, published: dict[str, list[str]], subject: str) -> None:
+    """Publish an event about ``subject``, recording its id in ``published``."""
+    e = Envelope.new(type=SUBJECT, source="test", subject=subject, data=b"x")
+    published.setdefault(subject, []).append(e.id)
+    await js.publish(SUBJECT, e.data, headers={**e.headers(), "Nats-Msg-Id": e.id})
+
+
+async def expect_only_the_slow_subject_held_back(
+    js: JetStreamContext, handler: OrderRecorder, published: dict[str, list[str]], fast: str
 ) -> None:
-    slow, fast = str(uuid.uuid4()), str(uuid.uuid4())
-    published: dict[str, list[str]] = {slow: [], fast: []}
-    for i in range(6):
-        subject = slow if i % 2 == 0 else fast
-        e = Envelope.new(type=SUBJECT, source="test", subject=subject, data=b"x")
-        published[subject].append(e.id)
-        await js.publish(SUBJECT, e.data, headers={**e.headers(), "Nats-Msg-Id": e.id})
-    handler = OrderRecorder(held=slow)
-    task = await run(js, pool, handler)
+    """The other subject's events go past the held one; once released, every event is applied, each subject's
+    in stream order."""
 
     async def fast_subject_done() -> bool:
         return handler.applied.get(fast) == published[fast]
 
+    await eventually(fast_subject_done, what="the other subject handled")
+    assert handler.held not in handler.applied
+    handler.release.set()
+    await eventually(lambda: settled(js), what="all messages acknowledged")
+    assert handler.applied == published
+
+
+async def test_subjects_are_handled_concurrently_and_each_in_stream_order(
+    js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    slow, fast = str(uuid.uuid4()), str(uuid.uuid4())
+    published: dict[str, list[str]] = {}
+    for i in range(6):
+        await publish_about(js, published, slow if i % 2 == 0 else fast)
+    handler = OrderRecorder(held=slow)
+    task = await run(js, pool, handler)
     try:
-        # The slow subject's first event is still waiting: the other subject's events went past it.
-        await eventually(fast_subject_done, what="the other subject handled")
-        assert slow not in handler.applied
-        handler.release.set()
-        await eventually(lambda: settled(js), what="all messages acknowledged")
-        assert handler.applied == published
+        await expect_only_the_slow_subject_held_back(js, handler, published, fast)
     finally:
         await stop(task)
 
@@ -277,33 +288,20 @@ async def test_a_slow_event_holds_back_only_its_own_subject_while_more_keep_arri
     js: JetStreamContext, pool: asyncpg.Pool
 ) -> None:
     slow, fast = str(uuid.uuid4()), str(uuid.uuid4())
-    published: dict[str, list[str]] = {slow: [], fast: []}
-
-    async def publish(subject: str) -> None:
-        e = Envelope.new(type=SUBJECT, source="test", subject=subject, data=b"x")
-        published[subject].append(e.id)
-        await js.publish(SUBJECT, e.data, headers={**e.headers(), "Nats-Msg-Id": e.id})
-
+    published: dict[str, list[str]] = {}
     handler = OrderRecorder(held=slow)
-    await publish(slow)
+    await publish_about(js, published, slow)
     task = await run(js, pool, handler)
 
     async def holding() -> bool:
         return handler.holding.is_set()
 
-    async def fast_subject_done() -> bool:
-        return handler.applied.get(fast) == published[fast]
-
     try:
         await eventually(holding, what="the slow event being handled")
         # Published while the slow event is still in hand: taken and handled past it, not after it.
         for subject in (fast, slow, fast, fast):
-            await publish(subject)
-        await eventually(fast_subject_done, what="the other subject handled")
-        assert slow not in handler.applied
-        handler.release.set()
-        await eventually(lambda: settled(js), what="all messages acknowledged")
-        assert handler.applied == published
+            await publish_about(js, published, subject)
+        await expect_only_the_slow_subject_held_back(js, handler, published, fast)
     finally:
         await stop(task)
 

@@ -116,7 +116,8 @@ class PullAhead:
 
     async def _on_message(self, msg: Msg) -> None:
         self._last_heard = time.monotonic()
-        status = (msg.headers or {}).get(Header.STATUS)
+        headers = msg.headers or {}
+        status = headers.get(Header.STATUS)
         if not status:
             self._requested = max(self._requested - 1, 0)
             self._arrived.append(msg)
@@ -126,9 +127,9 @@ class PullAhead:
             return
         # 408 (a request expired) and 409 (e.g. the consumer's leader changed) end a request: what it will not
         # deliver is no longer asked for. Without the count, nothing is trusted to be still open.
-        pending = (msg.headers or {}).get(_PENDING_MESSAGES)
-        self._requested = max(self._requested - int(pending), 0) if pending and pending.isdigit() else 0
-        description = (msg.headers or {}).get(Header.DESCRIPTION, "")
+        pending = headers.get(_PENDING_MESSAGES, "")
+        self._requested = max(self._requested - int(pending), 0) if pending.isdigit() else 0
+        description = headers.get(Header.DESCRIPTION, "")
         if status == StatusCode.REQUEST_TIMEOUT:
             self._wake.set()  # ask again now; anything else is asked again after a heartbeat's wait, never in a spin
         elif status == StatusCode.CONFLICT and "deleted" in description.lower():
