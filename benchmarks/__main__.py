@@ -143,7 +143,7 @@ def ratios(r: dict[str, Any]) -> dict[str, float | None]:
             composite, _get(r, "ceilings", "fastapi_trivial", "rate_per_s")
         ),
         "composite ceiling / grpc.aio echo (calls/s)": _ratio(
-            composite, _get(r, "ceilings", "grpc_echo_16", "rate_per_s")
+            composite, _get(r, "ceilings", "grpc_echo", "saturated_16", "rate_per_s")
         ),
         "Postgres at 16: one CTE / 4-round-trip transaction (commits/s)": _ratio(
             _get(r, "ceilings", "postgres", "cte_c16", "rate_per_s"),
@@ -161,6 +161,12 @@ Row = tuple[str, str, str, str]
 
 def _lat(f: dict[str, Any], suffix: str = "_ms") -> str:
     return " / ".join(f"{f[f'p{p}{suffix}']:.1f}" for p in (50, 95, 99)) + " ms p50/p95/p99"
+
+
+def _cpu(parts: dict[str, float]) -> str:
+    """CPU milliseconds by part, total first."""
+    named = ", ".join(f"{name} {ms:.2f}" for name, ms in parts.items() if name != "total")
+    return f"{parts['total']:.2f} ms CPU ({named})"
 
 
 def rows(r: dict[str, Any]) -> list[Row]:
@@ -189,8 +195,17 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 "per batch: " + _lat(js["pipelined_500"], ""),
             )
         )
-        g = c["grpc_echo_16"]
+        g = c["grpc_echo"]["saturated_16"]
         out.append(("ceiling", "grpc.aio unary echo, 16 callers", f"{g['rate_per_s']:,.0f}/s", _lat(g, "")))
+        g = c["grpc_echo"]["at_300_per_s"]
+        out.append(
+            (
+                "ceiling",
+                "grpc.aio unary echo at 300/s: CPU per call",
+                f"{g['rate_per_s']:,.0f}/s",
+                _cpu(g["cpu_ms_per_call"]),
+            )
+        )
         f = c["fastapi_trivial"]
         out.append(("ceiling", "FastAPI+uvicorn trivial POST", f"{f['rate_per_s']:,.0f}/s", _lat(f)))
         for phase in ("saturated", "half_rate"):
@@ -199,6 +214,8 @@ def rows(r: dict[str, Any]) -> list[Row]:
             out.append(
                 ("ceiling", f"composite FastAPI→gRPC→PG→JetStream, {label}", f"{f['rate_per_s']:,.0f}/s", _lat(f))
             )
+        if cpu := c["composite"].get("cpu_ms_per_request_at_half_rate"):
+            out.append(("ceiling", "composite at half: CPU per request", "", _cpu(cpu)))
     if f := r.get("relay"):
         out.append(
             (
@@ -280,8 +297,8 @@ def rows(r: dict[str, Any]) -> list[Row]:
             (
                 "ours",
                 "CPU per ticket created and routed, saturated, by process",
-                f"{sum(cpu.values()):.1f} ms",
-                "  ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
+                f"{cpu['total']:.1f} ms",
+                "  ".join(f"{name} {ms:.1f}" for name, ms in cpu.items() if name != "total")
                 + f"; cores {100 * s['saturation']['cpu_utilisation']:.0f}% busy",
             )
         )

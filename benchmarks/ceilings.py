@@ -3,7 +3,8 @@
 - asyncpg: a ticket row and its outbox row committed, as one CTE statement (one round trip) and as a
   transaction of four round trips (BEGIN, INSERT, INSERT, COMMIT), at 1, 16 and 64 concurrent connections;
 - JetStream: publish with ack to a stream configured like ours, one at a time and pipelined (batches);
-- grpc.aio: a unary echo (``bare_path.py echo``) from 16 concurrent callers;
+- grpc.aio: a unary echo (``bare_path.py echo``) from 16 concurrent callers, and at a fixed moderate rate
+  with the CPU each call costs the client and the server (what one hop costs when calls do not batch);
 - FastAPI + uvicorn: ``POST /v1/tickets`` validated and answered at once (``bare_path.py trivial``);
 - the composite: FastAPI -> gRPC -> Postgres transaction -> JetStream publish (``bare_path.py``).
 
@@ -13,6 +14,7 @@ Each function takes the URLs of servers already running and returns plain figure
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -25,7 +27,7 @@ import grpc
 import nats
 
 from benchmarks.bare_path import ECHO_METHOD
-from benchmarks.common import HERE, HOST, latency_ms, process, wait_for_port
+from benchmarks.common import HERE, HOST, CpuMeter, latency_ms, process, wait_for_port
 from benchmarks.gateway_api import ceiling as composite_ceiling
 from benchmarks.gateway_api import post_factory
 from benchmarks.loadgen import saturate
@@ -154,7 +156,29 @@ async def jetstream(nats_url: str, duration_s: float, batch: int = 500) -> dict[
         await nc.close()
 
 
-async def grpc_echo(tmp: Path, env: dict[str, str], duration_s: float, callers: int = 16) -> dict[str, float | int]:
+async def open_loop(rate: float, duration_s: float, one: Callable[[], Awaitable[None]]) -> dict[str, float | int]:
+    """``one()`` started ``rate`` times a second for ``duration_s`` whatever the latency: rate and latency."""
+    latencies: list[float] = []
+    started_at = time.perf_counter()
+
+    async def timed() -> None:
+        began = time.perf_counter()
+        await one()
+        latencies.append(time.perf_counter() - began)
+
+    calls: list[asyncio.Task[None]] = []
+    for n in range(int(rate * duration_s)):
+        await asyncio.sleep(max(0.0, started_at + n / rate - time.perf_counter()))
+        calls.append(asyncio.ensure_future(timed()))
+    await asyncio.gather(*calls)
+    elapsed = time.perf_counter() - started_at
+    return {"rate_per_s": round(len(latencies) / elapsed, 1), **latency_ms(latencies), "ops": len(latencies)}
+
+
+async def grpc_echo(
+    tmp: Path, env: dict[str, str], duration_s: float, callers: int = 16, rate: float = 300.0
+) -> dict[str, dict[str, Any]]:
+    """Saturated by ``callers``; then at ``rate`` calls a second, with the CPU per call on each side."""
     port = free_port(HOST)
     with process([sys.executable, str(BARE_PATH), "echo", "--port", str(port)], env, tmp / "echo.log") as server:
         await wait_for_port(port, server)
@@ -162,11 +186,18 @@ async def grpc_echo(tmp: Path, env: dict[str, str], duration_s: float, callers: 
             echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(ECHO_METHOD)
             request = PAYLOAD[:120]
 
-            async def call(_: int) -> None:
+            async def call(_: int = 0) -> None:
                 await echo(request, timeout=5)
 
             await closed_loop(callers, min(0.5, duration_s), call)
-            return await closed_loop(callers, duration_s, call)
+            saturated = await closed_loop(callers, duration_s, call)
+            meter = CpuMeter(pids={"client": os.getpid(), "server": server.pid})
+            meter.start()
+            steady = await open_loop(rate, duration_s, call)
+            return {
+                f"saturated_{callers}": saturated,
+                f"at_{rate:.0f}_per_s": {**steady, "cpu_ms_per_call": meter.per(int(steady["ops"]))},
+            }
 
 
 async def fastapi_trivial(
@@ -181,8 +212,13 @@ async def fastapi_trivial(
 
 
 async def composite(tmp: Path, env: dict[str, str], duration_s: float, connections: int) -> dict[str, dict[str, float]]:
-    peak, half = await composite_ceiling(env, tmp, duration_s, connections)
-    return {"saturated": peak.summary(), "half_rate": half.summary()}
+    """Saturated, then at half of that with the CPU each request costs each part."""
+    figures = await composite_ceiling(env, tmp, duration_s, connections)
+    return {
+        "saturated": figures.peak.summary(),
+        "half_rate": figures.half.summary(),
+        "cpu_ms_per_request_at_half_rate": figures.cpu_ms_per_request_at_half,
+    }
 
 
 async def run(tmp: Path, env: dict[str, str], duration_s: float, connections: int) -> dict[str, Any]:
@@ -190,7 +226,7 @@ async def run(tmp: Path, env: dict[str, str], duration_s: float, connections: in
     return {
         "postgres": await postgres(env["DATABASE_URL"], duration_s),
         "jetstream": await jetstream(env["NATS_URL"], duration_s),
-        "grpc_echo_16": await grpc_echo(tmp, env, duration_s),
+        "grpc_echo": await grpc_echo(tmp, env, duration_s),
         "fastapi_trivial": await fastapi_trivial(tmp, env, duration_s, connections),
         "composite": await composite(tmp, env, duration_s, connections),
     }

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]
+
 HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -38,6 +40,51 @@ def latency_ms(seconds: Sequence[float]) -> dict[str, float]:
 
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+
+
+class CpuMeter:
+    """CPU seconds spent by named groups of processes between ``start`` and ``per``: which part of a path
+    costs what. A group named by a folder holds every process whose command line names it and their children
+    (a Postgres server and its backends, as they are when the meter starts)."""
+
+    def __init__(self, pids: dict[str, int] | None = None, folders: dict[str, Path] | None = None) -> None:
+        self._pids = dict(pids or {})
+        self._folders = dict(folders or {})
+        self._members: dict[str, list[psutil.Process]] = {}
+        self._before: dict[int, float] = {}
+
+    def start(self) -> None:
+        self._members = {name: [psutil.Process(pid)] for name, pid in self._pids.items()}
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                cmdline = " ".join(proc.cmdline())
+                for name, folder in self._folders.items():
+                    if str(folder) in cmdline:
+                        self._members.setdefault(name, []).extend((proc, *proc.children()))
+        self._before = {
+            proc.pid: seconds
+            for procs in self._members.values()
+            for proc in procs
+            if (seconds := _cpu_s(proc)) is not None
+        }
+
+    def per(self, items: int) -> dict[str, float]:
+        """Milliseconds of CPU per item since ``start``, by group, and their ``total``."""
+        spent = {name: sum(self._spent_s(proc) for proc in procs) for name, procs in self._members.items()}
+        figures = {name: round(1000 * seconds / max(items, 1), 2) for name, seconds in sorted(spent.items())}
+        return {**figures, "total": round(sum(figures.values()), 2)}
+
+    def _spent_s(self, proc: psutil.Process) -> float:
+        now = _cpu_s(proc)
+        return 0.0 if now is None else now - self._before.get(proc.pid, now)
+
+
+def _cpu_s(proc: psutil.Process) -> float | None:
+    """User and system CPU seconds so far; None for a process that has gone (its share is not counted)."""
+    with contextlib.suppress(psutil.Error):
+        times = proc.cpu_times()
+        return float(times.user + times.system)
+    return None
 
 
 @contextlib.contextmanager

@@ -7,6 +7,9 @@
    then ``GET /v1/tickets/{id}`` at a moderate fixed rate.
 3. Afterwards: every created ticket's event is on the bus (the relay kept up), and how long it took.
 
+In both latency phases (the same rate), the CPU each request cost, by process (the HTTP server, the gRPC
+server, Postgres with its backends, NATS): where ours spends more than the ceiling.
+
 Both stacks run on the same embedded NATS and Postgres, started here in a temporary folder.
 
     .venv/bin/python -m benchmarks.gateway_api [--duration 20] [--connections 32] [--get-rate 300]
@@ -18,15 +21,17 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import nats
 
-from benchmarks.common import HERE, HOST, machine, process, temp_dir, wait_for_port, write_result
+from benchmarks.common import HERE, HOST, CpuMeter, machine, process, temp_dir, wait_for_port, write_result
 from benchmarks.loadgen import RequestFactory, Results, at_rate, request_bytes, saturate
 from services.gateway.tokens import load_or_create_local_secret, mint_local_token
 from services.runtime.embedded_nats import EmbeddedNats
@@ -59,20 +64,36 @@ def post_factory(port: int, token: str | None, fields: dict[str, str] | None = N
     return make
 
 
+@dataclass(frozen=True)
+class PostFigures:
+    peak: Results
+    half: Results
+    cpu_ms_per_request_at_half: dict[str, float]
+
+
+def stack_meter(tmp: Path, http: subprocess.Popen[bytes], grpc: subprocess.Popen[bytes]) -> CpuMeter:
+    """The CPU of a path's four parts: its HTTP and gRPC servers and the embedded servers under ``tmp``."""
+    return CpuMeter(
+        pids={"http": http.pid, "grpc": grpc.pid}, folders={"postgres": tmp / "postgres", "nats": tmp / "nats"}
+    )
+
+
 async def measure_post(
-    port: int, token: str | None, duration_s: float, connections: int, half_rate: float | None
-) -> tuple[Results, Results]:
-    """Saturated throughput, then latency at ``half_rate`` (default: half of the saturated rate)."""
+    port: int, token: str | None, duration_s: float, connections: int, half_rate: float | None, meter: CpuMeter
+) -> PostFigures:
+    """Saturated throughput, then latency and CPU per request at ``half_rate`` (default: half of the saturated
+    rate)."""
     make = post_factory(port, token)
     await saturate(HOST, port, make, connections=connections, duration_s=min(3.0, duration_s))  # warm-up
     peak = await saturate(HOST, port, make, connections=connections, duration_s=duration_s)
+    meter.start()
     half = await at_rate(HOST, port, make, rate=half_rate or peak.rate / 2, duration_s=duration_s)
-    return peak, half
+    return PostFigures(peak, half, meter.per(len(half.latencies_ms)))
 
 
 async def ceiling(
     env: dict[str, str], tmp: Path, duration_s: float, connections: int, half_rate: float | None = None
-) -> tuple[Results, Results]:
+) -> PostFigures:
     """The bare composite path (``bare_path.py``) at saturation, then at ``half_rate`` (default: half of it)."""
     grpc_port, http_port = free_port(HOST), free_port(HOST)
     grpc_args = ["grpc", "--port", str(grpc_port), "--database-url", env["DATABASE_URL"], "--nats-url", env["NATS_URL"]]
@@ -86,12 +107,13 @@ async def ceiling(
     ):
         await wait_for_port(grpc_port, bare_grpc)
         await wait_for_port(http_port, http)
-        return await measure_post(http_port, None, duration_s, connections, half_rate)
+        meter = stack_meter(tmp, http, bare_grpc)
+        return await measure_post(http_port, None, duration_s, connections, half_rate, meter)
 
 
 async def ours(
     env: dict[str, str], tmp: Path, args: argparse.Namespace, half_rate: float
-) -> tuple[Results, Results, Results, int, float]:
+) -> tuple[PostFigures, Results, int, float]:
     grpc_port, http_port = free_port(HOST), free_port(HOST)
     secret_file = tmp / "local-jwt.key"
     secret = load_or_create_local_secret(secret_file)
@@ -116,7 +138,9 @@ async def ours(
     ):
         await wait_for_port(grpc_port, ticketing)
         await wait_for_port(http_port, gateway)
-        peak, half = await measure_post(http_port, token, args.duration, args.connections, half_rate)
+        post = await measure_post(
+            http_port, token, args.duration, args.connections, half_rate, stack_meter(tmp, gateway, ticketing)
+        )
         drained_s = await relay_drain_time(env["DATABASE_URL"])
         ticket_ids = await some_ticket_ids(env["DATABASE_URL"], 1000)
         reads = iter(ticket_ids * (1 + int(args.get_rate * args.duration) // len(ticket_ids)))
@@ -127,7 +151,7 @@ async def ours(
 
         read = await at_rate(HOST, http_port, get, rate=args.get_rate, duration_s=args.duration)
         published = await stream_count(env["NATS_URL"])
-        return peak, half, read, published - await ticket_count(env["DATABASE_URL"]), drained_s
+        return post, read, published - await ticket_count(env["DATABASE_URL"]), drained_s
 
 
 async def relay_drain_time(database_url: str) -> float:
@@ -179,19 +203,22 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
             "SUPPORTDESK_DATA_DIR": str(tmp),
             "SUPPORTDESK_LOG_LEVEL": "WARNING",
         }
-        bare_peak, bare_half = await ceiling(env, tmp, args.duration, args.connections, args.half_rate or None)
+        bare = await ceiling(env, tmp, args.duration, args.connections, args.half_rate or None)
         # Ours at half of the *ceiling's* rate: the load the target names.
-        half_rate = args.half_rate or bare_peak.rate / 2
-        peak, half, read, events_minus_tickets, drained_s = await ours(env, tmp, args, half_rate)
+        half_rate = args.half_rate or bare.peak.rate / 2
+        post, read, events_minus_tickets, drained_s = await ours(env, tmp, args, half_rate)
     return {
         "machine": machine(),
         "duration_s": args.duration,
         "connections": args.connections,
-        "ceiling_post_saturated": bare_peak.summary(),
-        "ceiling_post_half_rate": bare_half.summary(),
-        "post_saturated": peak.summary(),
-        "post_half_rate": half.summary(),
-        "ratio_to_ceiling": round(peak.rate / bare_peak.rate, 2),
+        "ceiling_post_saturated": bare.peak.summary(),
+        "ceiling_post_half_rate": bare.half.summary(),
+        # http: FastAPI (the ceiling) or the gateway; grpc: the bare gRPC server or ticketing.
+        "ceiling_cpu_ms_per_request_at_half_rate": bare.cpu_ms_per_request_at_half,
+        "post_saturated": post.peak.summary(),
+        "post_half_rate": post.half.summary(),
+        "cpu_ms_per_request_at_half_rate": post.cpu_ms_per_request_at_half,
+        "ratio_to_ceiling": round(post.peak.rate / bare.peak.rate, 2),
         "get_ticket": read.summary(),
         # Each ticket creation publishes exactly one event: 0 means the relay published every one.
         "events_on_bus_minus_tickets_in_db": events_minus_tickets,

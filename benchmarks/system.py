@@ -42,7 +42,7 @@ from nats.aio.msg import Msg
 from support.routing.v1 import events_pb2 as routing_events
 from websockets.asyncio.client import ClientConnection, connect
 
-from benchmarks.common import HOST, latency_ms, log_messages, supportdesk_up
+from benchmarks.common import HOST, CpuMeter, latency_ms, log_messages, supportdesk_up
 from benchmarks.gateway_api import post_factory
 from benchmarks.loadgen import Connection, at_rate, request_bytes, saturate
 from services.gateway.tokens import load_or_create_local_secret, mint_local_token
@@ -67,10 +67,6 @@ SELECT (SELECT count(*) FROM ticketing.outbox WHERE published_at IS NULL)
 SETTLED_AT_MOST = 20
 
 
-# CPU seconds so far by pid, with the part of the stack the process belongs to.
-CpuReading = dict[int, tuple[str, float]]
-
-
 @dataclass
 class Stack:
     port: int
@@ -86,40 +82,15 @@ class Stack:
         )
 
 
-def cpu_by_process(up_pid: int, servers_dir: Path) -> CpuReading:
-    """CPU seconds so far of every process of the stack, by pid: the four services, and the Postgres and NATS
-    servers under ``servers_dir`` (Postgres with its backends)."""
-    named: dict[int, tuple[str, psutil.Process]] = {}
+def stack_meter(up_pid: int, servers_dir: Path) -> CpuMeter:
+    """The CPU of every part of the stack: the four services started by ``supportdesk up``, and the Postgres
+    (with its backends) and NATS servers under ``servers_dir``."""
+    services: dict[str, int] = {}
     for child in psutil.Process(up_pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
             cmdline = " ".join(child.cmdline())
-            for name in SERVICES:
-                if f"services.{name}" in cmdline:
-                    named[child.pid] = (name, child)
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
-            cmdline = " ".join(proc.cmdline())
-            if str(servers_dir / "postgres") in cmdline:
-                for member in (proc, *proc.children()):
-                    named[member.pid] = ("postgres", member)
-            elif str(servers_dir / "nats") in cmdline:
-                named[proc.pid] = ("nats", proc)
-    seconds: CpuReading = {}
-    for pid, (name, proc) in named.items():
-        with contextlib.suppress(psutil.Error):
-            times = proc.cpu_times()
-            seconds[pid] = (name, times.user + times.system)
-    return seconds
-
-
-def cpu_ms_per(
-    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], items: int
-) -> dict[str, float]:
-    """CPU milliseconds per item spent by each part of the stack between two ``cpu_by_process`` readings."""
-    spent: dict[str, float] = {}
-    for pid, (name, total) in after.items():
-        spent[name] = spent.get(name, 0.0) + total - before.get(pid, (name, 0.0))[1]
-    return {name: round(1000 * value / max(items, 1), 2) for name, value in sorted(spent.items())}
+            services.update({name: child.pid for name in SERVICES if f"services.{name}" in cmdline})
+    return CpuMeter(pids=services, folders={"postgres": servers_dir / "postgres", "nats": servers_dir / "nats"})
 
 
 def service_rss_mb(up_pid: int) -> dict[str, float]:
@@ -177,17 +148,18 @@ async def saturation(stack: Stack, customer: str, duration_s: float, connections
     await saturate(HOST, stack.port, make, connections=connections, duration_s=min(3.0, duration_s))  # warm-up
     await caught_up(stack)
     routed_before = await routed_count(stack)
-    cpu_before = cpu_by_process(stack.pid, stack.servers_dir)
+    meter = stack_meter(stack.pid, stack.servers_dir)
+    meter.start()
     began = time.perf_counter()
     peak = await saturate(HOST, stack.port, make, connections=connections, duration_s=duration_s)
     load_ended = time.perf_counter()
     done = await caught_up(stack)
     routed = await routed_count(stack) - routed_before
-    cpu = cpu_ms_per(cpu_before, cpu_by_process(stack.pid, stack.servers_dir), routed)
+    cpu = meter.per(routed)
     return {
         # Where the two cores go: per ticket created and routed, by process (the load generator excluded).
         "cpu_ms_per_ticket": cpu,
-        "cpu_utilisation": round(sum(cpu.values()) * routed / 1000 / (done - began) / (os.cpu_count() or 1), 2),
+        "cpu_utilisation": round(cpu["total"] * routed / 1000 / (done - began) / (os.cpu_count() or 1), 2),
         "create": peak.summary(),
         "created": len(peak.latencies_ms),
         "routed": routed,
