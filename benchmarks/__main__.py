@@ -20,6 +20,7 @@ import uvloop
 
 from benchmarks import ceilings, relay, scale, system
 from benchmarks.common import machine, temp_dir, write_result
+from services.routing.consumers import TIMER_LOOPS
 from services.runtime.embedded_nats import EmbeddedNats
 from services.runtime.embedded_postgres import EmbeddedPostgres
 
@@ -63,6 +64,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timers-due", type=int, help="of the armed timers, how many come due during the run")
     parser.add_argument("--timer-spread", type=float, help="seconds over which the due timers come due")
     parser.add_argument("--timer-batch", type=int, default=20, help="timers the scheduler claims per transaction")
+    parser.add_argument(
+        "--timer-loops", type=int, default=TIMER_LOOPS, help=f"claiming loops (routing's: {TIMER_LOOPS})"
+    )
     args = parser.parse_args()
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key, None) is None:
@@ -100,7 +104,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await part(
             "timers",
             lambda: scale.timers(
-                pg.url, pg.pid, args.timers, min(args.timers, args.timers_due), args.timer_spread, args.timer_batch
+                pg.url,
+                pg.pid,
+                args.timers,
+                min(args.timers, args.timers_due),
+                args.timer_spread,
+                args.timer_batch,
+                args.timer_loops,
             ),
         )
         result.setdefault("seconds", {})["total"] = round(time.perf_counter() - began, 1)

@@ -124,7 +124,7 @@ async def dispatch_grid(
 
 
 async def timers(
-    admin_url: str, postmaster_pid: int, armed: int, due: int, spread_s: float, batch: int
+    admin_url: str, postmaster_pid: int, armed: int, due: int, spread_s: float, batch: int, loops: int
 ) -> dict[str, Any]:
     """``armed`` timers of which ``due`` come due over ``spread_s``: firing lateness and the scheduler's cost."""
     name = "bench_timers"
@@ -149,6 +149,7 @@ async def timers(
             idle=armed - due,
             spread_s=spread_s,
             batch_size=batch,
+            loops=loops,
         )
     finally:
         await _drop(admin_url, name)

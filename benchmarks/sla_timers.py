@@ -1,15 +1,16 @@
 """Durable timers at scale: firing lateness with 100k timers, and the scheduler's cost at 1k vs 100k armed.
 
 Starts an embedded Postgres in a temporary folder, migrates routing's schema, bulk-arms timers (the rows
-``timers.arm`` writes), then runs ``services.routing.timers.TimerScheduler`` with a no-op handler in a child
-process (so its CPU and memory are its own) until every timer due in the run has fired, and reads each one's
-``lateness`` (fired_at - due_at, by the database clock) from the table. Three runs:
+``timers.arm`` writes), then runs ``services.routing.timers.TimerScheduler`` with a no-op handler and as many
+claiming loops as routing runs, in a child process (so its CPU and memory are its own), until every timer due in
+the run has fired, and reads each one's ``lateness`` (fired_at - due_at, by the database clock) from the table.
+Three runs:
 
 - ``1k armed``: 1,000 timers due over the firing window;
 - ``100k armed, 1k due``: the same 1,000 plus 99,000 armed for tomorrow: what armed-but-idle timers cost;
 - ``100k armed, 100k due``: every timer due over a 90 s window (~1,100 fires/s): lateness in steady state.
 
-    .venv/bin/python benchmarks/sla_timers.py [--timers 100000] [--spread 90] [--small 1000]
+    .venv/bin/python benchmarks/sla_timers.py [--timers 100000] [--spread 90] [--small 1000] [--batch 200] [--loops 4]
 """
 
 from __future__ import annotations
@@ -66,12 +67,12 @@ async def _noop(conn: Any, timer: Any) -> None:
     return None
 
 
-async def child(dsn: str, batch_size: int) -> None:
+async def child(dsn: str, batch_size: int, loops: int) -> None:
     from services.kit.db import create_pool
     from services.routing.timers import TimerScheduler
 
     pool = await create_pool(dsn, schema="routing", application="bench-scheduler", min_size=2, max_size=4)
-    await TimerScheduler(pool, {"bench": _noop}, batch_size=batch_size).run()
+    await TimerScheduler(pool, {"bench": _noop}, batch_size=batch_size, loops=loops).run()
 
 
 # --- the parent ----------------------------------------------------------------------------------------
@@ -125,7 +126,15 @@ async def claim_query_ms(conn: asyncpg.Connection) -> float:
 
 
 async def one_run(
-    dsn: str, postmaster: psutil.Process, name: str, *, due: int, idle: int, spread_s: float, batch_size: int
+    dsn: str,
+    postmaster: psutil.Process,
+    name: str,
+    *,
+    due: int,
+    idle: int,
+    spread_s: float,
+    batch_size: int,
+    loops: int,
 ) -> Run:
     conn = await asyncpg.connect(dsn, server_settings={"search_path": "routing"})
     try:
@@ -137,7 +146,7 @@ async def one_run(
         own_backend = await conn.fetchval("SELECT pg_backend_pid()")
         pg_before = postgres_cpu(postmaster, besides=own_backend)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--child", dsn, "--batch-size", str(batch_size), cwd=ROOT
+            sys.executable, __file__, "--child", dsn, "--batch-size", str(batch_size), "--loops", str(loops), cwd=ROOT
         )
         scheduler = psutil.Process(process.pid)
         rss_peak = 0
@@ -221,7 +230,14 @@ async def benchmark(dsn: str, postmaster: psutil.Process, args: argparse.Namespa
     small, large = args.small, args.timers
     return [
         await one_run(
-            dsn, postmaster, f"{small:,} armed", due=small, idle=0, spread_s=args.small_spread, batch_size=args.batch
+            dsn,
+            postmaster,
+            f"{small:,} armed",
+            due=small,
+            idle=0,
+            spread_s=args.small_spread,
+            batch_size=args.batch,
+            loops=args.loops,
         ),
         await one_run(
             dsn,
@@ -231,9 +247,17 @@ async def benchmark(dsn: str, postmaster: psutil.Process, args: argparse.Namespa
             idle=large - small,
             spread_s=args.small_spread,
             batch_size=args.batch,
+            loops=args.loops,
         ),
         await one_run(
-            dsn, postmaster, f"{large:,} armed, all due", due=large, idle=0, spread_s=args.spread, batch_size=args.batch
+            dsn,
+            postmaster,
+            f"{large:,} armed, all due",
+            due=large,
+            idle=0,
+            spread_s=args.spread,
+            batch_size=args.batch,
+            loops=args.loops,
         ),
     ]
 
@@ -262,14 +286,20 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--small-spread", type=float, default=30.0)
     parser.add_argument("--batch", type=int, default=200, help="the scheduler's batch size (its default: 200)")
+    parser.add_argument("--loops", type=int, help="the scheduler's claiming loops (default: as many as routing runs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=200, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         import uvloop
 
-        uvloop.run(child(args.child, args.batch_size))
+        uvloop.run(child(args.child, args.batch_size, args.loops))
         return
+    if args.loops is None:
+        # Read here, not at import: the scheduler's child process must not load the routing service.
+        from services.routing.consumers import TIMER_LOOPS
+
+        args.loops = TIMER_LOOPS
 
     with (
         temp_dir("supportdesk-bench-timers-") as data_dir,
