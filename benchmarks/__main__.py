@@ -216,6 +216,15 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 _cpu(g["cpu_ms_per_call"]),
             )
         )
+        g = c["grpc_echo"]["stream_at_300_per_s"]
+        out.append(
+            (
+                "ceiling",
+                "grpc.aio stream echo at 300 messages/s: CPU per message",
+                f"{g['messages']:,} msgs",
+                _cpu(g["cpu_ms_per_message"]),
+            )
+        )
         f = c["fastapi_trivial"]
         out.append(("ceiling", "FastAPI+uvicorn trivial POST", f"{f['rate_per_s']:,.0f}/s", _lat(f)))
         for phase in ("saturated", "half_rate"):

@@ -32,6 +32,7 @@ from support.ticketing.v1 import ticket_pb2, ticketing_service_pb2, ticketing_se
 
 SUBJECT = "bench.ticket.created"
 ECHO_METHOD = "/bench.Echo/Echo"
+ECHO_STREAM_METHOD = "/bench.Echo/EchoStream"
 
 
 class _Servicer(ticketing_service_pb2_grpc.TicketingServiceServicer):
@@ -67,12 +68,23 @@ async def serve_grpc(port: int, database_url: str, nats_url: str) -> None:
 
 
 async def serve_echo(port: int) -> None:
-    """A unary method answering its request bytes: grpc.aio's own cost per call, nothing else."""
+    """A unary method answering its request bytes, and a bidirectional stream answering each message with it:
+    grpc.aio's own cost per call and per message on an open stream, nothing else."""
 
     async def echo(request: bytes, context: Any) -> bytes:
         return request
 
-    handler = grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    async def echo_stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async for request in requests:
+            yield request
+
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo",
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream),
+        },
+    )
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")

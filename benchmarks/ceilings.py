@@ -4,7 +4,8 @@
   transaction of four round trips (BEGIN, INSERT, INSERT, COMMIT), at 1, 16 and 64 concurrent connections;
 - JetStream: publish with ack to a stream configured like ours, one at a time and pipelined (batches);
 - grpc.aio: a unary echo (``bare_path.py echo``) from 16 concurrent callers, and at a fixed moderate rate
-  with the CPU each call costs the client and the server (what one hop costs when calls do not batch);
+  with the CPU each call costs the client and the server (what one hop costs when calls do not batch); the same
+  rate of messages on one open bidirectional stream, for comparison;
 - FastAPI + uvicorn: ``POST /v1/tickets`` validated and answered at once (``bare_path.py trivial``);
 - the composite: FastAPI -> gRPC -> Postgres transaction -> JetStream publish (``bare_path.py``).
 
@@ -26,7 +27,7 @@ import asyncpg
 import grpc
 import nats
 
-from benchmarks.bare_path import ECHO_METHOD
+from benchmarks.bare_path import ECHO_METHOD, ECHO_STREAM_METHOD
 from benchmarks.common import HERE, HOST, CpuMeter, latency_ms, process, wait_for_port
 from benchmarks.gateway_api import ceiling as composite_ceiling
 from benchmarks.gateway_api import post_factory
@@ -194,10 +195,40 @@ async def grpc_echo(
             meter = CpuMeter(pids={"client": os.getpid(), "server": server.pid})
             meter.start()
             steady = await open_loop(rate, duration_s, call)
+            per_call = meter.per(int(steady["ops"]))
+            streamed = await _stream_echo(channel, request, rate, duration_s, meter)
             return {
                 f"saturated_{callers}": saturated,
-                f"at_{rate:.0f}_per_s": {**steady, "cpu_ms_per_call": meter.per(int(steady["ops"]))},
+                f"at_{rate:.0f}_per_s": {**steady, "cpu_ms_per_call": per_call},
+                f"stream_at_{rate:.0f}_per_s": streamed,
             }
+
+
+async def _stream_echo(
+    channel: grpc.aio.Channel, request: bytes, rate: float, duration_s: float, meter: CpuMeter
+) -> dict[str, Any]:
+    """``rate`` messages a second on one bidirectional stream, each answered: CPU per message on each side."""
+    stream: grpc.aio.StreamStreamCall[bytes, bytes] = channel.stream_stream(ECHO_STREAM_METHOD)()
+    await stream.write(request)
+    await stream.read()  # the stream is open before the meter starts
+    sent: list[float] = []
+    latencies: list[float] = []
+
+    async def read_answers() -> None:
+        while (answer := await stream.read()) is not grpc.aio.EOF:
+            assert answer == request
+            latencies.append(time.perf_counter() - sent[len(latencies)])
+
+    meter.start()
+    reader = asyncio.ensure_future(read_answers())
+    started_at = time.perf_counter()
+    for n in range(int(rate * duration_s)):
+        await asyncio.sleep(max(0.0, started_at + n / rate - time.perf_counter()))
+        sent.append(time.perf_counter())
+        await stream.write(request)
+    await stream.done_writing()
+    await reader
+    return {**latency_ms(latencies), "messages": len(latencies), "cpu_ms_per_message": meter.per(len(latencies))}
 
 
 async def fastapi_trivial(
