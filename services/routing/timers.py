@@ -146,6 +146,9 @@ def _firing_span(timer: Timer, armed_in: Mapping[str, str]) -> AbstractContextMa
     )
 
 
+# The savepoint each timer's handler runs in.
+_FIRING = "timer_firing"
+
 _CLAIM = """
     SELECT id, kind, key, due_at, payload, attempts, trace FROM timers
     WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= now() AND (kind = ANY($2::text[])) = $3
@@ -285,13 +288,18 @@ class TimerScheduler:
             )
             log.error("timer with no handler cancelled", extra={"kind": timer.kind, "key": timer.key})
             return False
+        # A savepoint, so a failing handler leaves no trace; written out rather than a nested conn.transaction()
+        # so that the deferred checks and the release share one round trip.
+        await conn.execute(f"SAVEPOINT {_FIRING}")
         try:
-            async with conn.transaction():  # a savepoint: a failing handler leaves no trace
-                await handler(conn, timer)
-                # Run deferred checks (agent load) now, inside the savepoint: failing at the batch's commit
-                # instead would stop the scheduler and block every timer behind this one.
-                await conn.execute("SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED")
+            await handler(conn, timer)
+            # Run deferred checks (agent load) now, inside the savepoint: failing at the batch's commit instead
+            # would stop the scheduler and block every timer behind this one. A failing check skips the release.
+            await conn.execute(
+                f"SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED; RELEASE SAVEPOINT {_FIRING}"
+            )
         except Exception as exc:
+            await conn.execute(f"ROLLBACK TO SAVEPOINT {_FIRING}; RELEASE SAVEPOINT {_FIRING}")
             retry_in = min(2.0**timer.attempts, _MAX_RETRY_S)
             trace.get_current_span().record_exception(exc)
             await conn.execute(
