@@ -207,24 +207,12 @@ def rows(r: dict[str, Any]) -> list[Row]:
         )
         g = c["grpc_echo"]["saturated_16"]
         out.append(("ceiling", "grpc.aio unary echo, 16 callers", f"{g['rate_per_s']:,.0f}/s", _lat(g, "")))
-        g = c["grpc_echo"]["at_300_per_s"]
-        out.append(
-            (
-                "ceiling",
-                "grpc.aio unary echo at 300/s: CPU per call",
-                f"{g['rate_per_s']:,.0f}/s",
-                _cpu(g["cpu_ms_per_call"]),
-            )
-        )
-        g = c["grpc_echo"]["stream_at_300_per_s"]
-        out.append(
-            (
-                "ceiling",
-                "grpc.aio stream echo at 300 messages/s: CPU per message",
-                f"{g['messages']:,} msgs",
-                _cpu(g["cpu_ms_per_message"]),
-            )
-        )
+        unary, stream = c["grpc_echo"]["at_300_per_s"], c["grpc_echo"]["stream_at_300_per_s"]
+        for label, count, cpu in (
+            ("unary echo at 300/s: CPU per call", f"{unary['rate_per_s']:,.0f}/s", unary["cpu_ms_per_call"]),
+            ("stream echo at 300/s: CPU per message", f"{stream['messages']:,} msgs", stream["cpu_ms_per_message"]),
+        ):
+            out.append(("ceiling", f"grpc.aio {label}", count, _cpu(cpu)))
         f = c["fastapi_trivial"]
         out.append(("ceiling", "FastAPI+uvicorn trivial POST", f"{f['rate_per_s']:,.0f}/s", _lat(f)))
         for phase in ("saturated", "half_rate"):

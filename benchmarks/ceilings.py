@@ -19,7 +19,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,14 @@ async def jetstream(nats_url: str, duration_s: float, batch: int = 500) -> dict[
         await nc.close()
 
 
+async def paced(rate: float, duration_s: float) -> AsyncIterator[None]:
+    """Yields ``rate`` times a second for ``duration_s``, on a fixed schedule whatever the caller's latency."""
+    started_at = time.perf_counter()
+    for n in range(int(rate * duration_s)):
+        await asyncio.sleep(max(0.0, started_at + n / rate - time.perf_counter()))
+        yield
+
+
 async def open_loop(rate: float, duration_s: float, one: Callable[[], Awaitable[None]]) -> dict[str, float | int]:
     """``one()`` started ``rate`` times a second for ``duration_s`` whatever the latency: rate and latency."""
     latencies: list[float] = []
@@ -167,10 +175,7 @@ async def open_loop(rate: float, duration_s: float, one: Callable[[], Awaitable[
         await one()
         latencies.append(time.perf_counter() - began)
 
-    calls: list[asyncio.Task[None]] = []
-    for n in range(int(rate * duration_s)):
-        await asyncio.sleep(max(0.0, started_at + n / rate - time.perf_counter()))
-        calls.append(asyncio.ensure_future(timed()))
+    calls = [asyncio.ensure_future(timed()) async for _ in paced(rate, duration_s)]
     await asyncio.gather(*calls)
     elapsed = time.perf_counter() - started_at
     return {"rate_per_s": round(len(latencies) / elapsed, 1), **latency_ms(latencies), "ops": len(latencies)}
@@ -221,9 +226,7 @@ async def _stream_echo(
 
     meter.start()
     reader = asyncio.ensure_future(read_answers())
-    started_at = time.perf_counter()
-    for n in range(int(rate * duration_s)):
-        await asyncio.sleep(max(0.0, started_at + n / rate - time.perf_counter()))
+    async for _ in paced(rate, duration_s):
         sent.append(time.perf_counter())
         await stream.write(request)
     await stream.done_writing()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -228,37 +229,11 @@ async def benchmark(dsn: str, postmaster: psutil.Process, args: argparse.Namespa
     finally:
         await conn.close()
     small, large = args.small, args.timers
+    run = functools.partial(one_run, dsn, postmaster, batch_size=args.batch, loops=args.loops)
     return [
-        await one_run(
-            dsn,
-            postmaster,
-            f"{small:,} armed",
-            due=small,
-            idle=0,
-            spread_s=args.small_spread,
-            batch_size=args.batch,
-            loops=args.loops,
-        ),
-        await one_run(
-            dsn,
-            postmaster,
-            f"{large:,} armed, {small:,} due",
-            due=small,
-            idle=large - small,
-            spread_s=args.small_spread,
-            batch_size=args.batch,
-            loops=args.loops,
-        ),
-        await one_run(
-            dsn,
-            postmaster,
-            f"{large:,} armed, all due",
-            due=large,
-            idle=0,
-            spread_s=args.spread,
-            batch_size=args.batch,
-            loops=args.loops,
-        ),
+        await run(f"{small:,} armed", due=small, idle=0, spread_s=args.small_spread),
+        await run(f"{large:,} armed, {small:,} due", due=small, idle=large - small, spread_s=args.small_spread),
+        await run(f"{large:,} armed, all due", due=large, idle=0, spread_s=args.spread),
     ]
 
 
