@@ -37,7 +37,10 @@ class Backlog:
     outbox: dict[str, int] = field(default_factory=dict)
     consumers: dict[str, tuple[int, int]] = field(default_factory=dict)  # durable -> (pending, ack pending)
     due_timers: int = 0
+    due_deliveries: int = 0
     unrouted: int = 0
+    # stream -> last sequence: two empty looks with the same sequences mean nothing moved in between.
+    streams: dict[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -45,6 +48,7 @@ class Backlog:
             not any(self.outbox.values())
             and not any(p or a for p, a in self.consumers.values())
             and self.due_timers == 0
+            and self.due_deliveries == 0
             and self.unrouted == 0
         )
 
@@ -59,6 +63,10 @@ async def backlog(system: System, load: Load) -> Backlog:
         found.due_timers = await conn.fetchval(
             "SELECT count(*) FROM routing.timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= now()"
         )
+        found.due_deliveries = await conn.fetchval(
+            "SELECT count(*) FROM notify.deliveries "
+            "WHERE status = 'delivering' OR (status = 'pending' AND next_attempt_at <= now())"
+        )
         created = list(_ok_ticket_ids(load))
         found.unrouted = await conn.fetchval(
             "SELECT count(*) FROM unnest($1::uuid[]) AS t(id) "
@@ -69,6 +77,7 @@ async def backlog(system: System, load: Load) -> Backlog:
     try:
         js = nc.jetstream()
         for stream in await js.streams_info():
+            found.streams[stream.config.name] = stream.state.last_seq
             for consumer in await js.consumers_info(stream.config.name):
                 found.consumers[consumer.name] = (consumer.num_pending, consumer.num_ack_pending)
     finally:
@@ -77,17 +86,22 @@ async def backlog(system: System, load: Load) -> Backlog:
 
 
 async def converge(system: System, load: Load, timeout: float = CONVERGENCE_S) -> tuple[float, Backlog]:  # noqa: ASYNC109
-    """Seconds until nothing is left to do anywhere; the last backlog seen (non-empty means it never was)."""
+    """Seconds until nothing is left to do anywhere; the last backlog seen (non-empty means it never was).
+
+    One empty look is not enough: its parts are read one after another, so an event can pass from a part not yet
+    read to one already read. Two empty looks with no stream having moved in between leave no such gap.
+    """
     started = time.monotonic()
     last = Backlog()
     TRACE.clear()
     while time.monotonic() - started < timeout:
+        previous = last
         try:
             last = await backlog(system, load)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError):
             last = Backlog(unrouted=-1)
         TRACE.append((round(time.monotonic() - started, 1), vars(last)))
-        if last.empty:
+        if last.empty and previous.empty and previous.streams == last.streams and last.streams:
             return time.monotonic() - started, last
         await asyncio.sleep(0.2)
     return time.monotonic() - started, last

@@ -75,6 +75,11 @@ class Replica:
     def running(self) -> bool:
         return self.process is not None and not has_exited(self.process)
 
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
     def signal(self, sig: signal.Signals) -> None:
         if self.process is not None and not has_exited(self.process):
             with contextlib.suppress(ProcessLookupError):
@@ -277,8 +282,11 @@ class System:
                 if all(await asyncio.gather(*(self._healthy(r, http) for r in self.replicas.values()))):
                     return
                 if time.monotonic() > deadline:
-                    down = [r.name for r in self.replicas.values() if not r.running]
-                    raise AssertionError(f"system not ready within {timeout:.0f} s (not running: {down})")
+                    down = [r for r in self.replicas.values() if not r.running]
+                    tails = "".join(f"\n--- {r.name} ---\n{r.log_tail()}" for r in down)
+                    raise AssertionError(
+                        f"system not ready within {timeout:.0f} s (not running: {[r.name for r in down]}){tails}"
+                    )
                 await asyncio.sleep(0.1)
 
     async def _healthy(self, replica: Replica, http: httpx.AsyncClient) -> bool:
