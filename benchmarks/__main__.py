@@ -290,6 +290,17 @@ def rows(r: dict[str, Any]) -> list[Row]:
                     f"p95 {lat['p95']:.1f} p99 {lat['p99']:.1f}",
                 )
             )
+        for phase, label in ((m, "saturated"), (a, "at half")):
+            if phase and (cpu := phase.get("cpu_ms_per_ticket")):
+                out.append(
+                    (
+                        "ours",
+                        f"CPU per ticket created, offered and accepted, {label}, by process",
+                        f"{cpu['total']:.1f} ms",
+                        "  ".join(f"{name} {ms:.1f}" for name, ms in cpu.items() if name != "total")
+                        + f"; cores {100 * phase['cpu_utilisation']:.0f}% busy",
+                    )
+                )
         lat = a["create_to_assignment_ms"]
         out.append(
             (
