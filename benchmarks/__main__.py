@@ -173,6 +173,13 @@ def _lat(f: dict[str, Any], suffix: str = "_ms") -> str:
     return " / ".join(f"{f[f'p{p}{suffix}']:.1f}" for p in (50, 95, 99)) + " ms p50/p95/p99"
 
 
+def _busy(phase: dict[str, Any]) -> tuple[str, str]:
+    """A system phase's CPU per ticket: the total, then by process with how busy the cores were."""
+    cpu = phase["cpu_ms_per_ticket"]
+    by_process = "  ".join(f"{name} {ms:.1f}" for name, ms in cpu.items() if name != "total")
+    return f"{cpu['total']:.1f} ms", f"{by_process}; cores {100 * phase['cpu_utilisation']:.0f}% busy"
+
+
 def _cpu(parts: dict[str, float]) -> str:
     """CPU milliseconds by part, total first."""
     named = ", ".join(f"{name} {ms:.2f}" for name, ms in parts.items() if name != "total")
@@ -291,16 +298,9 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 )
             )
         for phase, label in ((m, "saturated"), (a, "at half")):
-            if phase and (cpu := phase.get("cpu_ms_per_ticket")):
-                out.append(
-                    (
-                        "ours",
-                        f"CPU per ticket created, offered and accepted, {label}, by process",
-                        f"{cpu['total']:.1f} ms",
-                        "  ".join(f"{name} {ms:.1f}" for name, ms in cpu.items() if name != "total")
-                        + f"; cores {100 * phase['cpu_utilisation']:.0f}% busy",
-                    )
-                )
+            if phase and "cpu_ms_per_ticket" in phase:
+                what = f"CPU per ticket created, offered and accepted, {label}, by process"
+                out.append(("ours", what, *_busy(phase)))
         lat = a["create_to_assignment_ms"]
         out.append(
             (
@@ -310,16 +310,7 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 f"p50 {lat['p50']:.1f} p95 {lat['p95']:.1f}; {a['assigned']}/{a['created']} assigned",
             )
         )
-        cpu = s["saturation"]["cpu_ms_per_ticket"]
-        out.append(
-            (
-                "ours",
-                "CPU per ticket created and routed, saturated, by process",
-                f"{cpu['total']:.1f} ms",
-                "  ".join(f"{name} {ms:.1f}" for name, ms in cpu.items() if name != "total")
-                + f"; cores {100 * s['saturation']['cpu_utilisation']:.0f}% busy",
-            )
-        )
+        out.append(("ours", "CPU per ticket created and routed, saturated, by process", *_busy(s["saturation"])))
         lat = a["offer_event_to_stream_frame_ms"]
         out.append(
             (

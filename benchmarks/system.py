@@ -56,9 +56,7 @@ from services.kit.bus.streams import ALL_STREAMS
 SERVICES = ("gateway", "ticketing", "routing", "notify")
 ROUTING_CONSUMER = ("TICKETING", "routing-ticket-events")
 OFFER_CREATED = "support.routing.v1.offer.created"
-# Normal priority (first response in 5 minutes, warned at 50 %), and for the backlog the general queue (its
-# first relaxation at 10 minutes): no ticket's timers come due within a default run, so no phase is measured
-# under the warnings and relaxations of the tickets an earlier phase left (sla_timers.py measures firing).
+# Normal-priority categories, the backlog's in a queue that relaxes late: see the module docstring (ADR 0068).
 BACKLOG_TICKETS = {"language": "zh", "category": "other"}
 AGENT_TICKETS = {"language": "en", "category": "transaction_query"}
 # Like a chat desk: a few tickets at once per agent, so the load spreads over many agents as it would.
@@ -147,6 +145,11 @@ async def settled(stack: Stack) -> float:
     return time.perf_counter() - started
 
 
+def utilisation(cpu_ms_per_item: dict[str, float], items: int, seconds: float) -> float:
+    """The share of all cores the stack kept busy: ``cpu_ms_per_item`` (``CpuMeter.per``) over ``seconds``."""
+    return round(cpu_ms_per_item["total"] * items / 1000 / seconds / (os.cpu_count() or 1), 2)
+
+
 async def routed_count(stack: Stack) -> int:
     return int(await stack.db.fetchval("SELECT count(*) FROM routing.queue_entries"))
 
@@ -167,7 +170,7 @@ async def saturation(stack: Stack, customer: str, duration_s: float, connections
     return {
         # Where the two cores go: per ticket created and routed, by process (the load generator excluded).
         "cpu_ms_per_ticket": cpu,
-        "cpu_utilisation": round(cpu["total"] * routed / 1000 / (done - began) / (os.cpu_count() or 1), 2),
+        "cpu_utilisation": utilisation(cpu, routed, done - began),
         "create": peak.summary(),
         "created": len(peak.latencies_ms),
         "routed": routed,
@@ -335,8 +338,9 @@ async def offers(
         while len(simulator.assigned.keys() & created.keys()) < len(created) and time.perf_counter() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         metered_s = time.perf_counter() - began
+        taken = len(simulator.assigned.keys() & created.keys())
         # Everything the stack did meanwhile, earlier phases' leftovers included, per ticket this phase assigned.
-        cpu = meter.per(len(simulator.assigned.keys() & created.keys()))
+        cpu = meter.per(taken)
     await step_away(stack, list(tokens))
     to_offer = [simulator.offered[t] - at for t, at in created.items() if t in simulator.offered]
     to_assigned = [simulator.assigned[t] - at for t, at in created.items() if t in simulator.assigned]
@@ -355,7 +359,7 @@ async def offers(
         # Created, offered and accepted, from the start of the load to the last accept.
         "created_and_assigned_per_s": round(len(to_assigned) / max(last_assigned - began, 1e-9), 1),
         "cpu_ms_per_ticket": cpu,
-        "cpu_utilisation": round(cpu["total"] * len(to_assigned) / 1000 / metered_s / (os.cpu_count() or 1), 2),
+        "cpu_utilisation": utilisation(cpu, taken, metered_s),
         "offers_made": simulator.offers,
         "accept_errors": simulator.accept_errors,
         "create_to_offer_ms": latency_ms(to_offer),
