@@ -14,6 +14,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from google.rpc import status_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +27,8 @@ def generate(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     well_known = str(resources.files("grpc_tools") / "_proto")
+    # google/rpc/*.proto ship with googleapis-common-protos, beside its generated modules.
+    googleapis = str(Path(status_pb2.__file__).resolve().parents[2])
     # The mypy plugins are console scripts of mypy-protobuf, installed beside this interpreter.
     plugins = Path(sys.executable).parent
     args = [
@@ -34,6 +37,7 @@ def generate(out: Path) -> None:
         f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
         f"-I{PROTOS}",
         f"-I{well_known}",
+        f"-I{googleapis}",
         f"--python_out={out}",
         f"--grpc_python_out={out}",
         f"--mypy_out={out}",

@@ -61,6 +61,10 @@ class GatewaySettings(CommonSettings):
     readiness_timeout_s: float = Field(default=1.0, gt=0)
     # Sent as Retry-After on 503 and 429 answers.
     retry_after_s: int = Field(default=2, ge=0)
+    # Ticket creations arriving together share one call to ticketing (ADR 0069): at most this many calls in
+    # flight (a create that finds fewer is sent at once, alone), each carrying at most `create_batch_max`.
+    create_calls_in_flight: int = Field(default=4, ge=1)
+    create_batch_max: int = Field(default=100, ge=1, le=500)
     max_body_bytes: int = Field(default=65536, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # NATS for the live stream (/v1/stream); unset, the stream answers 1013 and REST works as before.

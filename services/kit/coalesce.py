@@ -76,7 +76,6 @@ class Coalescer(Generic[Item, Result]):
             # An empty context: the write belongs to no single caller's trace or deadline.
             writer = asyncio.create_task(self._drain(), name=f"{self._name}-writer", context=contextvars.Context())
             self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
         return await answer
 
     @property
@@ -90,8 +89,15 @@ class Coalescer(Generic[Item, Result]):
             await asyncio.gather(*self._writers, return_exceptions=True)
 
     async def _drain(self) -> None:
-        while batch := self._take():
-            await self._write_batch(batch)
+        try:
+            while batch := self._take():
+                await self._write_batch(batch)
+        finally:
+            # Out of the count the moment it stops taking items, not when its task's callbacks run: an item
+            # queued in between would find every writer slot taken by writers that will never take it.
+            task = asyncio.current_task()
+            if task is not None:
+                self._writers.discard(task)
 
     def _take(self) -> list[_Waiting[Item, Result]]:
         """The oldest queued items, up to ``max_batch``, no two with one key; callers that gave up are dropped."""

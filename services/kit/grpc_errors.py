@@ -30,15 +30,47 @@ GRPC_CODE: dict[ErrorKind, grpc.StatusCode] = {
 }
 
 
-def rich_status(code: grpc.StatusCode, reason: str, message: str, metadata: Mapping[str, str] = {}) -> grpc.Status:
+def status_message(
+    code: grpc.StatusCode, reason: str, message: str, metadata: Mapping[str, str] = {}
+) -> status_pb2.Status:
+    """A ``google.rpc.Status`` with an ErrorInfo naming ``reason``: what a call fails with, or an item of a
+    batch call."""
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=dict(metadata)))
-    status: grpc.Status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=[detail]))
+    return status_pb2.Status(code=code.value[0], message=message, details=[detail])
+
+
+def rich_status(code: grpc.StatusCode, reason: str, message: str, metadata: Mapping[str, str] = {}) -> grpc.Status:
+    status: grpc.Status = rpc_status.to_status(status_message(code, reason, message, metadata))
     return status
 
 
 def to_status(error: DomainError) -> grpc.Status:
     return rich_status(GRPC_CODE[error.kind], error.code, error.message, error.metadata)
+
+
+def failure_status(
+    error: Exception, dependency_errors: tuple[type[BaseException], ...] = ()
+) -> status_pb2.Status | None:
+    """The status a call failing with ``error`` answers: domain errors their own, a value the database cannot
+    hold INVALID_ARGUMENT, a down dependency UNAVAILABLE. None for anything else: a bug, left to gRPC."""
+    if isinstance(error, DomainError):
+        return status_message(GRPC_CODE[error.kind], error.code, error.message, error.metadata)
+    if isinstance(error, asyncpg.DataError):
+        # A value the database cannot hold (NUL in text, a number beyond its column): bad input, refused
+        # whole since the transaction rolled back. The log names the error, never the value.
+        log.warning("unstorable value refused", extra={"error": describe_error(error)})
+        return status_message(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "unstorable_value",
+            "a value is out of range or holds a character that cannot be stored (such as NUL)",
+        )
+    if isinstance(error, dependency_errors):
+        log.warning("dependency unavailable", extra={"error": describe_error(error)})
+        return status_message(
+            grpc.StatusCode.UNAVAILABLE, "dependency_unavailable", "a dependency is unavailable; retry later"
+        )
+    return None
 
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -54,25 +86,11 @@ def grpc_method(dependency_errors: tuple[type[BaseException], ...] = ()) -> Call
         async def wrapper(self: Any, request: Any, context: Context) -> R:
             try:
                 return await method(self, request, context)
-            except DomainError as exc:
-                status = to_status(exc)
-            except asyncpg.DataError as exc:
-                # A value the database cannot hold (NUL in text, a number beyond its column): bad input,
-                # refused whole since the transaction rolled back. The log names the error, never the value.
-                log.warning("unstorable value refused", extra={"error": describe_error(exc)})
-                status = rich_status(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "unstorable_value",
-                    "a value is out of range or holds a character that cannot be stored (such as NUL)",
-                )
-            except dependency_errors as exc:
-                log.warning("dependency unavailable", extra={"error": describe_error(exc)})
-                status = rich_status(
-                    grpc.StatusCode.UNAVAILABLE,
-                    "dependency_unavailable",
-                    "a dependency is unavailable; retry later",
-                )
-            await context.abort_with_status(status)
+            except Exception as exc:
+                status = failure_status(exc, dependency_errors)
+                if status is None:
+                    raise
+            await context.abort_with_status(rpc_status.to_status(status))
             raise AssertionError("unreachable: abort_with_status raises")
 
         return wrapper

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, Status, StatusCode
 from support.ticketing.v1 import ticketing_service_pb2 as pb
 from support.ticketing.v1 import ticketing_service_pb2_grpc as pb_grpc
 
 from services.kit.db import DB_UNAVAILABLE_ERRORS
-from services.kit.grpc_errors import Context, grpc_method
+from services.kit.errors import InvalidArgument
+from services.kit.grpc_errors import Context, failure_status, grpc_method, status_message
 from services.ticketing import convert
 from services.ticketing.service import TicketingService
 from services.ticketing.store import TicketFilter
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TicketingService"].full_name
 handled = grpc_method(DB_UNAVAILABLE_ERRORS)
+MAX_BATCH_ITEMS = 500
+# The span each item of a batch is served in, in its own caller's trace.
+ITEM_SPAN = f"/{SERVICE_NAME}/CreateTicket"
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 class TicketingApi(pb_grpc.TicketingServiceServicer):
@@ -21,8 +35,47 @@ class TicketingApi(pb_grpc.TicketingServiceServicer):
 
     @handled
     async def CreateTicket(self, request: pb.CreateTicketRequest, context: Context) -> pb.CreateTicketResponse:
+        return await self._create(request)
+
+    async def _create(self, request: pb.CreateTicketRequest) -> pb.CreateTicketResponse:
         ticket, created = await self._service.create_ticket(convert.new_ticket(request))
         return pb.CreateTicketResponse(ticket=convert.ticket_message(ticket), created=created)
+
+    @handled
+    async def BatchCreateTickets(
+        self, request: pb.BatchCreateTicketsRequest, context: Context
+    ) -> pb.BatchCreateTicketsResponse:
+        if not 1 <= len(request.items) <= MAX_BATCH_ITEMS:
+            raise InvalidArgument("batch_size_invalid", f"a batch holds 1 to {MAX_BATCH_ITEMS} items", field="items")
+        batch = Link(trace.get_current_span().get_span_context())
+        # Together, so that the service's coalescer writes them in as few statements as it can.
+        results = await asyncio.gather(*(self._create_item(item, batch) for item in request.items))
+        return pb.BatchCreateTicketsResponse(results=results)
+
+    async def _create_item(
+        self, item: pb.BatchCreateTicketsRequest.Item, batch: Link
+    ) -> pb.BatchCreateTicketsResponse.Result:
+        """One item, served as CreateTicket serves a call: in its caller's trace, failing alone."""
+        with tracer.start_as_current_span(
+            ITEM_SPAN,
+            # Without a trace context of its own, the item is served in the batch's trace.
+            context=propagate.extract(dict(item.trace_context), context=otel_context.get_current()),
+            links=[batch],
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                response = await self._create(item.request)
+            except Exception as exc:
+                status = failure_status(exc, DB_UNAVAILABLE_ERRORS)
+                if status is None:
+                    log.exception("batched create failed")
+                    status = status_message(grpc.StatusCode.INTERNAL, "internal", "an unexpected error occurred")
+                span.set_attribute("rpc.grpc.status_code", status.code)
+                span.set_status(Status(StatusCode.ERROR))
+                return pb.BatchCreateTicketsResponse.Result(error=status)
+            span.set_attribute("rpc.grpc.status_code", grpc.StatusCode.OK.value[0])
+            return pb.BatchCreateTicketsResponse.Result(response=response)
 
     @handled
     async def GetTicket(self, request: pb.GetTicketRequest, context: Context) -> pb.GetTicketResponse:

@@ -45,13 +45,16 @@ def dead_address() -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(tmp_path: Path, ticketing_addr: str) -> AsyncIterator[httpx.AsyncClient]:
+async def running_gateway(
+    tmp_path: Path, ticketing_addr: str, **settings_overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(
         data_dir=tmp_path,
         ticketing_addr=ticketing_addr,
         routing_addr=dead_address(),
         notify_addr=dead_address(),
         retry_after_s=RETRY_AFTER_S,
+        **settings_overrides,
     )
     app: FastAPI = create_app(settings)
     async with (

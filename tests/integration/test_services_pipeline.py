@@ -11,10 +11,11 @@ from datetime import timedelta
 import asyncpg
 import grpc
 import pytest
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from nats.js import JetStreamContext
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support.common.v1 import common_pb2
 from support.ticketing.v1 import ticket_pb2, ticketing_service_pb2, ticketing_service_pb2_grpc
 
@@ -170,6 +171,68 @@ async def test_bad_requests_get_invalid_argument_with_a_stable_reason(system: Sy
         assert error_reason(caught.value) == "invalid_argument"
     assert await system.ticketing.fetchval("SELECT count(*) FROM tickets") == 0
     assert await system.ticketing.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_a_batch_of_creates_is_answered_item_by_item_in_order(
+    system: System, js: JetStreamContext, spans: InMemorySpanExporter
+) -> None:
+    replayed, reused = str(uuid.uuid4()), str(uuid.uuid4())
+    original = (await system.stub.CreateTicket(create_request(replayed))).ticket
+    await system.stub.CreateTicket(create_request(reused))
+    trace_id = uuid.uuid4().hex
+    Item = ticketing_service_pb2.BatchCreateTicketsRequest.Item
+    batch = ticketing_service_pb2.BatchCreateTicketsRequest(
+        items=[
+            Item(
+                request=create_request(str(uuid.uuid4())),
+                trace_context={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+            ),
+            Item(request=create_request(str(uuid.uuid4()), channel=ticket_pb2.CHANNEL_UNSPECIFIED)),
+            Item(request=create_request(replayed)),
+            Item(request=create_request(reused, subject="Something else")),
+        ]
+    )
+    new, invalid, replay, conflict = (await system.stub.BatchCreateTickets(batch)).results
+
+    assert new.response.created
+    assert (replay.response.created, replay.response.ticket) == (False, original)
+    assert (invalid.WhichOneof("outcome"), conflict.WhichOneof("outcome")) == ("error", "error")
+    assert (invalid.error.code, item_reason(invalid.error)) == (
+        grpc.StatusCode.INVALID_ARGUMENT.value[0],
+        "invalid_argument",
+    )
+    assert (conflict.error.code, item_reason(conflict.error)) == (
+        grpc.StatusCode.FAILED_PRECONDITION.value[0],
+        "idempotency_key_reused",
+    )
+    # The new ticket belongs to the trace its item carried, as a unary call's ticket belongs to the call's.
+    timeline_trace = await system.ticketing.fetchval(
+        "SELECT trace_id FROM timeline WHERE ticket_id = $1", uuid.UUID(new.response.ticket.id)
+    )
+    assert timeline_trace == trace_id
+    assert await system.ticketing.fetchval("SELECT count(*) FROM tickets") == 3
+
+    async def three_events() -> bool:
+        return (await js.stream_info("TICKETING")).state.messages == 3
+
+    await eventually(three_events, what="one event per created ticket, the batch's one included")
+
+
+async def test_a_batch_holds_one_to_five_hundred_items(system: System) -> None:
+    Item = ticketing_service_pb2.BatchCreateTicketsRequest.Item
+    for items in ([], [Item(request=create_request(str(uuid.uuid4()))) for _ in range(501)]):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await system.stub.BatchCreateTickets(ticketing_service_pb2.BatchCreateTicketsRequest(items=items))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_reason(caught.value) == "batch_size_invalid"
+    assert await system.ticketing.fetchval("SELECT count(*) FROM tickets") == 0
+
+
+def item_reason(status: status_pb2.Status) -> str:
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info)
+    assert info.domain == "supportdesk"
+    return info.reason
 
 
 async def test_an_unknown_ticket_is_not_found(system: System) -> None:

@@ -49,6 +49,16 @@ async def test_a_lone_call_is_written_at_once_and_alone() -> None:
     assert writes.batches == [[7]]
 
 
+async def test_a_call_right_after_the_writers_finish_starts_a_write_of_its_own() -> None:
+    writes = Writes()
+    coalescer = Coalescer(writes, name="write", key=lambda item: item, concurrency=1)
+    assert await coalescer.submit(1) == 10
+    # The writer has taken its last item, but its task's done-callbacks have not run yet.
+    async with asyncio.timeout(5):
+        assert await coalescer.submit(2) == 20
+    assert writes.batches == [[1], [2]]
+
+
 async def test_calls_arriving_during_a_write_share_the_next_one() -> None:
     writes = Writes()
     writes.gate.clear()

@@ -22,57 +22,70 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from support.common.v1 import common_pb2 as support_dot_common_dot_v1_dot_common__pb2
 from support.ticketing.v1 import ticket_pb2 as support_dot_ticketing_dot_v1_dot_ticket__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,support/ticketing/v1/ticketing_service.proto\x12\x14support.ticketing.v1\x1a\x1esupport/common/v1/common.proto\x1a!support/ticketing/v1/ticket.proto\"\xdb\x02\n\x13\x43reateTicketRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12.\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x1d.support.ticketing.v1.Channel\x12\x30\n\x08\x63\x61tegory\x18\x04 \x01(\x0e\x32\x1e.support.ticketing.v1.Category\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12-\n\x08priority\x18\x07 \x01(\x0e\x32\x1b.support.common.v1.Priority\x12\x10\n\x08language\x18\x08 \x01(\t\x12\x15\n\rcustomer_tier\x18\t \x01(\t\x12;\n\x0ewallet_context\x18\n \x01(\x0b\x32#.support.ticketing.v1.WalletContext\"U\n\x14\x43reateTicketResponse\x12,\n\x06ticket\x18\x01 \x01(\x0b\x32\x1c.support.ticketing.v1.Ticket\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"%\n\x10GetTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"A\n\x11GetTicketResponse\x12,\n\x06ticket\x18\x01 \x01(\x0b\x32\x1c.support.ticketing.v1.Ticket\"\x9b\x01\n\x12ListTicketsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x02 \x01(\t\x12\x34\n\x08statuses\x18\x03 \x03(\x0e\x32\".support.ticketing.v1.TicketStatus\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"]\n\x13ListTicketsResponse\x12-\n\x07tickets\x18\x01 \x03(\x0b\x32\x1c.support.ticketing.v1.Ticket\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xea\x01\n\x13UpdateTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12*\n\x05\x61\x63tor\x18\x02 \x01(\x0b\x32\x1b.support.ticketing.v1.Actor\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\".support.ticketing.v1.TicketStatus\x12-\n\x08priority\x18\x04 \x01(\x0e\x32\x1b.support.common.v1.Priority\x12\x17\n\x0fresolution_note\x18\x05 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x06 \x01(\x03\"D\n\x14UpdateTicketResponse\x12,\n\x06ticket\x18\x01 \x01(\x0b\x32\x1c.support.ticketing.v1.Ticket\"\xe9\x01\n\x11\x41\x64\x64MessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12+\n\x06\x61uthor\x18\x03 \x01(\x0b\x32\x1b.support.ticketing.v1.Actor\x12;\n\nvisibility\x18\x04 \x01(\x0e\x32\'.support.ticketing.v1.MessageVisibility\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x35\n\x0b\x61ttachments\x18\x06 \x03(\x0b\x32 .support.ticketing.v1.Attachment\"\x83\x01\n\x12\x41\x64\x64MessageResponse\x12.\n\x07message\x18\x01 \x01(\x0b\x32\x1d.support.ticketing.v1.Message\x12,\n\x06ticket\x18\x02 \x01(\x0b\x32\x1c.support.ticketing.v1.Ticket\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"i\n\x13ListMessagesRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x18\n\x10include_internal\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x14ListMessagesResponse\x12/\n\x08messages\x18\x01 \x03(\x0b\x32\x1d.support.ticketing.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x13ListTimelineRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x14ListTimelineResponse\x12\x34\n\x07\x65ntries\x18\x01 \x03(\x0b\x32#.support.ticketing.v1.TimelineEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"r\n\x11RecordCsatRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12*\n\x05\x61\x63tor\x18\x02 \x01(\x0b\x32\x1b.support.ticketing.v1.Actor\x12\r\n\x05score\x18\x03 \x01(\x05\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"B\n\x12RecordCsatResponse\x12,\n\x06ticket\x18\x01 \x01(\x0b\x32\x1c.support.ticketing.v1.Ticket\"\x19\n\x17GetPriorityRulesRequest\"M\n\x18GetPriorityRulesResponse\x12\x31\n\x05rules\x18\x01 \x03(\x0b\x32\".support.ticketing.v1.PriorityRule\"y\n\x19UpdatePriorityRuleRequest\x12\x30\n\x04rule\x18\x01 \x01(\x0b\x32\".support.ticketing.v1.PriorityRule\x12*\n\x05\x61\x63tor\x18\x02 \x01(\x0b\x32\x1b.support.ticketing.v1.Actor\"N\n\x1aUpdatePriorityRuleResponse\x12\x30\n\x04rule\x18\x01 \x01(\x0b\x32\".support.ticketing.v1.PriorityRule2\x9e\x08\n\x10TicketingService\x12\x65\n\x0c\x43reateTicket\x12).support.ticketing.v1.CreateTicketRequest\x1a*.support.ticketing.v1.CreateTicketResponse\x12\\\n\tGetTicket\x12&.support.ticketing.v1.GetTicketRequest\x1a\'.support.ticketing.v1.GetTicketResponse\x12\x62\n\x0bListTickets\x12(.support.ticketing.v1.ListTicketsRequest\x1a).support.ticketing.v1.ListTicketsResponse\x12\x65\n\x0cUpdateTicket\x12).support.ticketing.v1.UpdateTicketRequest\x1a*.support.ticketing.v1.UpdateTicketResponse\x12_\n\nAddMessage\x12\'.support.ticketing.v1.AddMessageRequest\x1a(.support.ticketing.v1.AddMessageResponse\x12\x65\n\x0cListMessages\x12).support.ticketing.v1.ListMessagesRequest\x1a*.support.ticketing.v1.ListMessagesResponse\x12\x65\n\x0cListTimeline\x12).support.ticketing.v1.ListTimelineRequest\x1a*.support.ticketing.v1.ListTimelineResponse\x12_\n\nRecordCsat\x12\'.support.ticketing.v1.RecordCsatRequest\x1a(.support.ticketing.v1.RecordCsatResponse\x12q\n\x10GetPriorityRules\x12-.support.ticketing.v1.GetPriorityRulesRequest\x1a..support.ticketing.v1.GetPriorityRulesResponse\x12w\n\x12UpdatePriorityRule\x12/.support.ticketing.v1.UpdatePriorityRuleRequest\x1a\x30.support.ticketing.v1.UpdatePriorityRuleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,support/ticketing/v1/ticketing_service.proto\x12\x14support.ticketing.v1\x1a\x17google/rpc/status.proto\x1a\x1esupport/common/v1/common.proto\x1a!support/ticketing/v1/ticket.proto\"\xdb\x02\n\x13\x43reateTicketRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12.\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x1d.support.ticketing.v1.Channel\x12\x30\n\x08\x63\x61tegory\x18\x04 \x01(\x0e\x32\x1e.support.ticketing.v1.Category\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12-\n\x08priority\x18\x07 \x01(\x0e\x32\x1b.support.common.v1.Priority\x12\x10\n\x08language\x18\x08 \x01(\t\x12\x15\n\rcustomer_tier\x18\t \x01(\t\x12;\n\x0ewallet_context\x18\n \x01(\x0b\x32#.support.ticketing.v1.WalletContext\"U\n\x14\x43reateTicketResponse\x12,\n\x06ticket\x18\x01 \x01(\x0b\x32\x1c.support.ticketing.v1.Ticket\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\xb9\x02\n\x19\x42\x61tchCreateTicketsRequest\x12\x43\n\x05items\x18\x01 \x03(\x0b\x32\x34.support.ticketing.v1.BatchCreateTicketsRequest.Item\x1a\xd6\x01\n\x04Item\x12:\n\x07request\x18\x01 \x01(\x0b\x32).support.ticketing.v1.CreateTicketRequest\x12]\n\rtrace_context\x18\x02 \x03(\x0b\x32\x46.support.ticketing.v1.BatchCreateTicketsRequest.Item.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe0\x01\n\x1a\x42\x61tchCreateTicketsResponse\x12H\n\x07results\x18\x01 \x03(\x0b\x32\x37.support.ticketing.v1.BatchCreateTicketsResponse.Result\x1ax\n\x06Result\x12>\n\x08response\x18\x01 \x01(\x0b\x32*.support.ticketing.v1.CreateTicketResponseH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\t\n\x07outcome\"%\n\x10GetTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"A\n\x11GetTicketResponse\x12,\n\x06ticket\x18\x01 \x01(\x0b\x32\x1c.support.ticketing.v1.Ticket\"\x9b\x01\n\x12ListTicketsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x02 \x01(\t\x12\x34\n\x08statuses\x18\x03 \x03(\x0e\x32\".support.ticketing.v1.TicketStatus\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"]\n\x13ListTicketsResponse\x12-\n\x07tickets\x18\x01 \x03(\x0b\x32\x1c.support.ticketing.v1.Ticket\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xea\x01\n\x13UpdateTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12*\n\x05\x61\x63tor\x18\x02 \x01(\x0b\x32\x1b.support.ticketing.v1.Actor\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\".support.ticketing.v1.TicketStatus\x12-\n\x08priority\x18\x04 \x01(\x0e\x32\x1b.support.common.v1.Priority\x12\x17\n\x0fresolution_note\x18\x05 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x06 \x01(\x03\"D\n\x14UpdateTicketResponse\x12,\n\x06ticket\x18\x01 \x01(\x0b\x32\x1c.support.ticketing.v1.Ticket\"\xe9\x01\n\x11\x41\x64\x64MessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12+\n\x06\x61uthor\x18\x03 \x01(\x0b\x32\x1b.support.ticketing.v1.Actor\x12;\n\nvisibility\x18\x04 \x01(\x0e\x32\'.support.ticketing.v1.MessageVisibility\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x35\n\x0b\x61ttachments\x18\x06 \x03(\x0b\x32 .support.ticketing.v1.Attachment\"\x83\x01\n\x12\x41\x64\x64MessageResponse\x12.\n\x07message\x18\x01 \x01(\x0b\x32\x1d.support.ticketing.v1.Message\x12,\n\x06ticket\x18\x02 \x01(\x0b\x32\x1c.support.ticketing.v1.Ticket\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"i\n\x13ListMessagesRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x18\n\x10include_internal\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x14ListMessagesResponse\x12/\n\x08messages\x18\x01 \x03(\x0b\x32\x1d.support.ticketing.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x13ListTimelineRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x14ListTimelineResponse\x12\x34\n\x07\x65ntries\x18\x01 \x03(\x0b\x32#.support.ticketing.v1.TimelineEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"r\n\x11RecordCsatRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12*\n\x05\x61\x63tor\x18\x02 \x01(\x0b\x32\x1b.support.ticketing.v1.Actor\x12\r\n\x05score\x18\x03 \x01(\x05\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"B\n\x12RecordCsatResponse\x12,\n\x06ticket\x18\x01 \x01(\x0b\x32\x1c.support.ticketing.v1.Ticket\"\x19\n\x17GetPriorityRulesRequest\"M\n\x18GetPriorityRulesResponse\x12\x31\n\x05rules\x18\x01 \x03(\x0b\x32\".support.ticketing.v1.PriorityRule\"y\n\x19UpdatePriorityRuleRequest\x12\x30\n\x04rule\x18\x01 \x01(\x0b\x32\".support.ticketing.v1.PriorityRule\x12*\n\x05\x61\x63tor\x18\x02 \x01(\x0b\x32\x1b.support.ticketing.v1.Actor\"N\n\x1aUpdatePriorityRuleResponse\x12\x30\n\x04rule\x18\x01 \x01(\x0b\x32\".support.ticketing.v1.PriorityRule2\x97\t\n\x10TicketingService\x12\x65\n\x0c\x43reateTicket\x12).support.ticketing.v1.CreateTicketRequest\x1a*.support.ticketing.v1.CreateTicketResponse\x12w\n\x12\x42\x61tchCreateTickets\x12/.support.ticketing.v1.BatchCreateTicketsRequest\x1a\x30.support.ticketing.v1.BatchCreateTicketsResponse\x12\\\n\tGetTicket\x12&.support.ticketing.v1.GetTicketRequest\x1a\'.support.ticketing.v1.GetTicketResponse\x12\x62\n\x0bListTickets\x12(.support.ticketing.v1.ListTicketsRequest\x1a).support.ticketing.v1.ListTicketsResponse\x12\x65\n\x0cUpdateTicket\x12).support.ticketing.v1.UpdateTicketRequest\x1a*.support.ticketing.v1.UpdateTicketResponse\x12_\n\nAddMessage\x12\'.support.ticketing.v1.AddMessageRequest\x1a(.support.ticketing.v1.AddMessageResponse\x12\x65\n\x0cListMessages\x12).support.ticketing.v1.ListMessagesRequest\x1a*.support.ticketing.v1.ListMessagesResponse\x12\x65\n\x0cListTimeline\x12).support.ticketing.v1.ListTimelineRequest\x1a*.support.ticketing.v1.ListTimelineResponse\x12_\n\nRecordCsat\x12\'.support.ticketing.v1.RecordCsatRequest\x1a(.support.ticketing.v1.RecordCsatResponse\x12q\n\x10GetPriorityRules\x12-.support.ticketing.v1.GetPriorityRulesRequest\x1a..support.ticketing.v1.GetPriorityRulesResponse\x12w\n\x12UpdatePriorityRule\x12/.support.ticketing.v1.UpdatePriorityRuleRequest\x1a\x30.support.ticketing.v1.UpdatePriorityRuleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'support.ticketing.v1.ticketing_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATETICKETREQUEST']._serialized_start=138
-  _globals['_CREATETICKETREQUEST']._serialized_end=485
-  _globals['_CREATETICKETRESPONSE']._serialized_start=487
-  _globals['_CREATETICKETRESPONSE']._serialized_end=572
-  _globals['_GETTICKETREQUEST']._serialized_start=574
-  _globals['_GETTICKETREQUEST']._serialized_end=611
-  _globals['_GETTICKETRESPONSE']._serialized_start=613
-  _globals['_GETTICKETRESPONSE']._serialized_end=678
-  _globals['_LISTTICKETSREQUEST']._serialized_start=681
-  _globals['_LISTTICKETSREQUEST']._serialized_end=836
-  _globals['_LISTTICKETSRESPONSE']._serialized_start=838
-  _globals['_LISTTICKETSRESPONSE']._serialized_end=931
-  _globals['_UPDATETICKETREQUEST']._serialized_start=934
-  _globals['_UPDATETICKETREQUEST']._serialized_end=1168
-  _globals['_UPDATETICKETRESPONSE']._serialized_start=1170
-  _globals['_UPDATETICKETRESPONSE']._serialized_end=1238
-  _globals['_ADDMESSAGEREQUEST']._serialized_start=1241
-  _globals['_ADDMESSAGEREQUEST']._serialized_end=1474
-  _globals['_ADDMESSAGERESPONSE']._serialized_start=1477
-  _globals['_ADDMESSAGERESPONSE']._serialized_end=1608
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=1610
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=1715
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=1717
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=1813
-  _globals['_LISTTIMELINEREQUEST']._serialized_start=1815
-  _globals['_LISTTIMELINEREQUEST']._serialized_end=1894
-  _globals['_LISTTIMELINERESPONSE']._serialized_start=1896
-  _globals['_LISTTIMELINERESPONSE']._serialized_end=1997
-  _globals['_RECORDCSATREQUEST']._serialized_start=1999
-  _globals['_RECORDCSATREQUEST']._serialized_end=2113
-  _globals['_RECORDCSATRESPONSE']._serialized_start=2115
-  _globals['_RECORDCSATRESPONSE']._serialized_end=2181
-  _globals['_GETPRIORITYRULESREQUEST']._serialized_start=2183
-  _globals['_GETPRIORITYRULESREQUEST']._serialized_end=2208
-  _globals['_GETPRIORITYRULESRESPONSE']._serialized_start=2210
-  _globals['_GETPRIORITYRULESRESPONSE']._serialized_end=2287
-  _globals['_UPDATEPRIORITYRULEREQUEST']._serialized_start=2289
-  _globals['_UPDATEPRIORITYRULEREQUEST']._serialized_end=2410
-  _globals['_UPDATEPRIORITYRULERESPONSE']._serialized_start=2412
-  _globals['_UPDATEPRIORITYRULERESPONSE']._serialized_end=2490
-  _globals['_TICKETINGSERVICE']._serialized_start=2493
-  _globals['_TICKETINGSERVICE']._serialized_end=3547
+  _globals['_BATCHCREATETICKETSREQUEST_ITEM_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_BATCHCREATETICKETSREQUEST_ITEM_TRACECONTEXTENTRY']._serialized_options = b'8\001'
+  _globals['_CREATETICKETREQUEST']._serialized_start=163
+  _globals['_CREATETICKETREQUEST']._serialized_end=510
+  _globals['_CREATETICKETRESPONSE']._serialized_start=512
+  _globals['_CREATETICKETRESPONSE']._serialized_end=597
+  _globals['_BATCHCREATETICKETSREQUEST']._serialized_start=600
+  _globals['_BATCHCREATETICKETSREQUEST']._serialized_end=913
+  _globals['_BATCHCREATETICKETSREQUEST_ITEM']._serialized_start=699
+  _globals['_BATCHCREATETICKETSREQUEST_ITEM']._serialized_end=913
+  _globals['_BATCHCREATETICKETSREQUEST_ITEM_TRACECONTEXTENTRY']._serialized_start=862
+  _globals['_BATCHCREATETICKETSREQUEST_ITEM_TRACECONTEXTENTRY']._serialized_end=913
+  _globals['_BATCHCREATETICKETSRESPONSE']._serialized_start=916
+  _globals['_BATCHCREATETICKETSRESPONSE']._serialized_end=1140
+  _globals['_BATCHCREATETICKETSRESPONSE_RESULT']._serialized_start=1020
+  _globals['_BATCHCREATETICKETSRESPONSE_RESULT']._serialized_end=1140
+  _globals['_GETTICKETREQUEST']._serialized_start=1142
+  _globals['_GETTICKETREQUEST']._serialized_end=1179
+  _globals['_GETTICKETRESPONSE']._serialized_start=1181
+  _globals['_GETTICKETRESPONSE']._serialized_end=1246
+  _globals['_LISTTICKETSREQUEST']._serialized_start=1249
+  _globals['_LISTTICKETSREQUEST']._serialized_end=1404
+  _globals['_LISTTICKETSRESPONSE']._serialized_start=1406
+  _globals['_LISTTICKETSRESPONSE']._serialized_end=1499
+  _globals['_UPDATETICKETREQUEST']._serialized_start=1502
+  _globals['_UPDATETICKETREQUEST']._serialized_end=1736
+  _globals['_UPDATETICKETRESPONSE']._serialized_start=1738
+  _globals['_UPDATETICKETRESPONSE']._serialized_end=1806
+  _globals['_ADDMESSAGEREQUEST']._serialized_start=1809
+  _globals['_ADDMESSAGEREQUEST']._serialized_end=2042
+  _globals['_ADDMESSAGERESPONSE']._serialized_start=2045
+  _globals['_ADDMESSAGERESPONSE']._serialized_end=2176
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=2178
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=2283
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=2285
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=2381
+  _globals['_LISTTIMELINEREQUEST']._serialized_start=2383
+  _globals['_LISTTIMELINEREQUEST']._serialized_end=2462
+  _globals['_LISTTIMELINERESPONSE']._serialized_start=2464
+  _globals['_LISTTIMELINERESPONSE']._serialized_end=2565
+  _globals['_RECORDCSATREQUEST']._serialized_start=2567
+  _globals['_RECORDCSATREQUEST']._serialized_end=2681
+  _globals['_RECORDCSATRESPONSE']._serialized_start=2683
+  _globals['_RECORDCSATRESPONSE']._serialized_end=2749
+  _globals['_GETPRIORITYRULESREQUEST']._serialized_start=2751
+  _globals['_GETPRIORITYRULESREQUEST']._serialized_end=2776
+  _globals['_GETPRIORITYRULESRESPONSE']._serialized_start=2778
+  _globals['_GETPRIORITYRULESRESPONSE']._serialized_end=2855
+  _globals['_UPDATEPRIORITYRULEREQUEST']._serialized_start=2857
+  _globals['_UPDATEPRIORITYRULEREQUEST']._serialized_end=2978
+  _globals['_UPDATEPRIORITYRULERESPONSE']._serialized_start=2980
+  _globals['_UPDATEPRIORITYRULERESPONSE']._serialized_end=3058
+  _globals['_TICKETINGSERVICE']._serialized_start=3061
+  _globals['_TICKETINGSERVICE']._serialized_end=4236
 # @@protoc_insertion_point(module_scope)

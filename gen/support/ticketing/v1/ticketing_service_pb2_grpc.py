@@ -40,6 +40,11 @@ class TicketingServiceStub:
                 request_serializer=support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.CreateTicketRequest.SerializeToString,
                 response_deserializer=support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.CreateTicketResponse.FromString,
                 _registered_method=True)
+        self.BatchCreateTickets = channel.unary_unary(
+                '/support.ticketing.v1.TicketingService/BatchCreateTickets',
+                request_serializer=support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.BatchCreateTicketsRequest.SerializeToString,
+                response_deserializer=support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.BatchCreateTicketsResponse.FromString,
+                _registered_method=True)
         self.GetTicket = channel.unary_unary(
                 '/support.ticketing.v1.TicketingService/GetTicket',
                 request_serializer=support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.GetTicketRequest.SerializeToString,
@@ -95,6 +100,15 @@ class TicketingServiceServicer:
         """Opens a ticket. Retrying with the same request_id and content returns the ticket the first call created;
         other content under it fails FAILED_PRECONDITION idempotency_key_reused, and a retry while the first call
         is still being served fails FAILED_PRECONDITION idempotency_key_in_flight.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateTickets(self, request, context):
+        """Several CreateTicket calls in one: each item is served exactly as CreateTicket would serve it, and
+        answered on its own, in order (a failed item fails alone). The call fails as a whole only when it could
+        not be served at all (UNAVAILABLE, DEADLINE_EXCEEDED, INVALID_ARGUMENT for too many items).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -168,6 +182,11 @@ def add_TicketingServiceServicer_to_server(servicer, server):
                     servicer.CreateTicket,
                     request_deserializer=support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.CreateTicketRequest.FromString,
                     response_serializer=support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.CreateTicketResponse.SerializeToString,
+            ),
+            'BatchCreateTickets': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateTickets,
+                    request_deserializer=support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.BatchCreateTicketsRequest.FromString,
+                    response_serializer=support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.BatchCreateTicketsResponse.SerializeToString,
             ),
             'GetTicket': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTicket,
@@ -243,6 +262,33 @@ class TicketingService:
             '/support.ticketing.v1.TicketingService/CreateTicket',
             support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.CreateTicketRequest.SerializeToString,
             support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.CreateTicketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCreateTickets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/support.ticketing.v1.TicketingService/BatchCreateTickets',
+            support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.BatchCreateTicketsRequest.SerializeToString,
+            support_dot_ticketing_dot_v1_dot_ticketing__service__pb2.BatchCreateTicketsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,11 @@ class TicketingServiceStub:
     other content under it fails FAILED_PRECONDITION idempotency_key_reused, and a retry while the first call
     is still being served fails FAILED_PRECONDITION idempotency_key_in_flight.
     """
+    BatchCreateTickets: _grpc.UnaryUnaryMultiCallable[_ticketing_service_pb2.BatchCreateTicketsRequest, _ticketing_service_pb2.BatchCreateTicketsResponse]
+    """Several CreateTicket calls in one: each item is served exactly as CreateTicket would serve it, and
+    answered on its own, in order (a failed item fails alone). The call fails as a whole only when it could
+    not be served at all (UNAVAILABLE, DEADLINE_EXCEEDED, INVALID_ARGUMENT for too many items).
+    """
     GetTicket: _grpc.UnaryUnaryMultiCallable[_ticketing_service_pb2.GetTicketRequest, _ticketing_service_pb2.GetTicketResponse]
     ListTickets: _grpc.UnaryUnaryMultiCallable[_ticketing_service_pb2.ListTicketsRequest, _ticketing_service_pb2.ListTicketsResponse]
     """Newest first, filtered."""
@@ -66,6 +71,11 @@ class TicketingServiceAsyncStub(TicketingServiceStub):
     """Opens a ticket. Retrying with the same request_id and content returns the ticket the first call created;
     other content under it fails FAILED_PRECONDITION idempotency_key_reused, and a retry while the first call
     is still being served fails FAILED_PRECONDITION idempotency_key_in_flight.
+    """
+    BatchCreateTickets: _aio.UnaryUnaryMultiCallable[_ticketing_service_pb2.BatchCreateTicketsRequest, _ticketing_service_pb2.BatchCreateTicketsResponse]  # type: ignore[assignment]
+    """Several CreateTicket calls in one: each item is served exactly as CreateTicket would serve it, and
+    answered on its own, in order (a failed item fails alone). The call fails as a whole only when it could
+    not be served at all (UNAVAILABLE, DEADLINE_EXCEEDED, INVALID_ARGUMENT for too many items).
     """
     GetTicket: _aio.UnaryUnaryMultiCallable[_ticketing_service_pb2.GetTicketRequest, _ticketing_service_pb2.GetTicketResponse]  # type: ignore[assignment]
     ListTickets: _aio.UnaryUnaryMultiCallable[_ticketing_service_pb2.ListTicketsRequest, _ticketing_service_pb2.ListTicketsResponse]  # type: ignore[assignment]
@@ -98,6 +108,17 @@ class TicketingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Opens a ticket. Retrying with the same request_id and content returns the ticket the first call created;
         other content under it fails FAILED_PRECONDITION idempotency_key_reused, and a retry while the first call
         is still being served fails FAILED_PRECONDITION idempotency_key_in_flight.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchCreateTickets(
+        self,
+        request: _ticketing_service_pb2.BatchCreateTicketsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ticketing_service_pb2.BatchCreateTicketsResponse, _abc.Awaitable[_ticketing_service_pb2.BatchCreateTicketsResponse]]:
+        """Several CreateTicket calls in one: each item is served exactly as CreateTicket would serve it, and
+        answered on its own, in order (a failed item fails alone). The call fails as a whole only when it could
+        not be served at all (UNAVAILABLE, DEADLINE_EXCEEDED, INVALID_ARGUMENT for too many items).
         """
 
     @_abc_1.abstractmethod
