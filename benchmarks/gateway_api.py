@@ -2,7 +2,8 @@
 
 1. Ceiling: ``bare_path.py`` (FastAPI -> gRPC -> one Postgres transaction -> JetStream publish) at saturation.
 2. Ours: the real gateway and ticketing processes (auth, validation, redaction, priority rules, tracing,
-   ticket + version + timeline + outbox in one transaction; the relay publishes off the request path).
+   ticket + version + timeline + outbox in one transaction; the relay publishes off the request path; creates
+   arriving together share one call to ticketing, ADR 0069).
    ``POST /v1/tickets`` at saturation (the ratio to the ceiling), then at half the ceiling's rate (latency),
    then ``GET /v1/tickets/{id}`` at a moderate fixed rate.
 3. Afterwards: every created ticket's event is on the bus (the relay kept up), and how long it took.
