@@ -4,7 +4,8 @@
     .venv/bin/python -m benchmarks --quick    # shorter phases and smaller sizes, about 2 minutes
 
 One embedded NATS and one embedded Postgres (in a temporary folder) serve every part, so the ceilings and our
-system are measured on the same servers, one part at a time. Prints one table and writes
+system are measured on the same servers, one part at a time; only ``api`` (the create path alone beside a
+composite, ``gateway_api.py``) starts servers of its own, last. Prints one table and writes
 ``benchmarks/results/all-<time>.json``. See benchmarks/README.md for what each figure means.
 """
 
@@ -18,13 +19,15 @@ from typing import Any
 
 import uvloop
 
-from benchmarks import ceilings, relay, scale, system
+from benchmarks import ceilings, gateway_api, relay, scale, system
 from benchmarks.common import machine, temp_dir, write_result
 from services.routing.consumers import TIMER_LOOPS
 from services.runtime.embedded_nats import EmbeddedNats
 from services.runtime.embedded_postgres import EmbeddedPostgres
 
-SECTIONS = ("ceilings", "relay", "system", "dispatch", "timers")
+# ``api`` runs last, on servers of its own: its ticketing would otherwise consume what earlier parts left on
+# the shared streams, and its events would reach the routing of later ones.
+SECTIONS = ("ceilings", "relay", "system", "dispatch", "timers", "api")
 FULL = {
     "duration": 8.0,
     "relay_rows": 50_000,
@@ -55,6 +58,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these parts")
     parser.add_argument("--duration", type=float, help="seconds per measured phase")
     parser.add_argument("--connections", type=int, default=32, help="HTTP clients at saturation")
+    parser.add_argument("--get-rate", type=float, default=300.0, help="api: GET /v1/tickets/{id} requests per second")
     parser.add_argument("--relay-rows", type=int, help="outbox rows the relay publishes")
     parser.add_argument("--samples", type=int, help="timed dispatch decisions of each kind per size")
     parser.add_argument(
@@ -113,6 +117,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.timer_loops,
             ),
         )
+        await part(
+            "api",
+            lambda: gateway_api.run(
+                argparse.Namespace(
+                    duration=args.duration, connections=args.connections, half_rate=0.0, get_rate=args.get_rate
+                ),
+                tmp / "api",
+            ),
+        )
         result.setdefault("seconds", {})["total"] = round(time.perf_counter() - began, 1)
     result["ratios"] = ratios(result)
     return result
@@ -145,6 +158,12 @@ def ratios(r: dict[str, Any]) -> dict[str, float | None]:
         "create p99 at half load: ours / composite ceiling (ms)": _ratio(
             _get(r, "system", "latency_by_load", "50%", "p99_ms"),
             _get(r, "ceilings", "composite", "half_rate", "p99_ms"),
+        ),
+        "create path, gateway + ticketing: ours / composite beside it (tickets/s)": _ratio(
+            _get(r, "api", "post_saturated", "rate_per_s"), _get(r, "api", "ceiling_post_saturated", "rate_per_s")
+        ),
+        "create path p99 at half the composite's rate: ours / composite (ms)": _ratio(
+            _get(r, "api", "post_half_rate", "p99_ms"), _get(r, "api", "ceiling_post_half_rate", "p99_ms")
         ),
         "outbox relay / JetStream pipelined publish (msgs/s)": _ratio(
             _get(r, "relay", "rows_per_s"), _get(r, "ceilings", "jetstream", "pipelined_500", "rate_per_s")
@@ -355,8 +374,41 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 f"{t['scheduler_rss_peak_mb']:.0f} MB, {t['scheduler_cpu_ms_per_fire']:.3f} ms CPU/fire",
             )
         )
+    if a := r.get("api"):
+        out.extend(_api_rows(a))
     for name, value in r.get("ratios", {}).items():
         out.append(("ratio", name, "n/a" if value is None else f"{value:.2f}×", ""))
+    return out
+
+
+def _api_rows(a: dict[str, Any]) -> list[Row]:
+    """The create path alone (gateway + ticketing, ``gateway_api.py``) beside a composite on its own servers."""
+    out: list[Row] = []
+    for section, who, key in (
+        ("ceiling", "composite beside the create path", "ceiling_post"),
+        ("ours", "POST, gateway + ticketing only", "post"),
+    ):
+        for phase, label in (("saturated", "saturated"), ("half_rate", "at half the composite's maximum")):
+            f = a[f"{key}_{phase}"]
+            out.append((section, f"{who}, {label}", f"{f['rate_per_s']:,.0f}/s", _lat(f)))
+    out.append(
+        (
+            "ceiling",
+            "composite beside the create path, at half: CPU per request",
+            "",
+            _cpu(a["ceiling_cpu_ms_per_request_at_half_rate"]),
+        )
+    )
+    out.append(
+        (
+            "ours",
+            "POST, gateway + ticketing only, at half: CPU per request",
+            "",
+            _cpu(a["cpu_ms_per_request_at_half_rate"]),
+        )
+    )
+    g = a["get_ticket"]
+    out.append(("ours", "GET /v1/tickets/{id}, gateway + ticketing only", f"{g['rate_per_s']:,.0f}/s", _lat(g)))
     return out
 
 
