@@ -76,6 +76,8 @@ class Coalescer(Generic[Item, Result]):
             # An empty context: the write belongs to no single caller's trace or deadline.
             writer = asyncio.create_task(self._drain(), name=f"{self._name}-writer", context=contextvars.Context())
             self._writers.add(writer)
+            # For a writer cancelled before it ever ran (shutdown); one that ran leaves the count itself.
+            writer.add_done_callback(self._writers.discard)
         return await answer
 
     @property
