@@ -10,7 +10,8 @@ Each item keeps what a unary call has: its own deadline (it stops waiting when i
 spent; the call's deadline is the latest of its items'), its own outcome (an item ticketing refuses fails
 alone, with the rich status ``CreateTicket`` would have failed with), its caller's trace (sent with the item)
 and cancellation (a caller that goes away before the call leaves is dropped from it). A call that fails as a
-whole fails every item in it with that status.
+whole fails every item in it with that status; a ticketing that does not know the call yet (UNIMPLEMENTED,
+mid-upgrade) gets its items as one ``CreateTicket`` each.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import grpc
 import grpc.aio
@@ -36,6 +38,10 @@ class _Create:
     request: pb.CreateTicketRequest
     deadline: float  # time.monotonic()
     caller: otel_context.Context
+
+
+# An item's answer: the response, the status ticketing refused it with, or the error of its own unary call.
+_Outcome: TypeAlias = pb.CreateTicketResponse | status_pb2.Status | grpc.aio.AioRpcError
 
 
 class BatchedCreates:
@@ -69,30 +75,50 @@ class BatchedCreates:
             raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
         if isinstance(outcome, pb.CreateTicketResponse):
             return outcome
+        if isinstance(outcome, grpc.aio.AioRpcError):
+            raise outcome
         raise _item_error(outcome)
 
-    async def _send(self, creates: Sequence[_Create]) -> list[pb.CreateTicketResponse | status_pb2.Status]:
+    async def _send(self, creates: Sequence[_Create]) -> list[_Outcome]:
         timeout_s = max(create.deadline for create in creates) - time.monotonic()
         if len(creates) == 1:
-            [create] = creates
-            token = otel_context.attach(create.caller)
-            try:
-                return [await self._stub.CreateTicket(create.request, timeout=timeout_s, wait_for_ready=False)]
-            finally:
-                otel_context.detach(token)
+            return [await self._alone(creates[0], timeout_s)]
         batch = pb.BatchCreateTicketsRequest(
             items=[
                 pb.BatchCreateTicketsRequest.Item(request=create.request, trace_context=_trace_context(create.caller))
                 for create in creates
             ]
         )
-        response = await self._stub.BatchCreateTickets(batch, timeout=timeout_s, wait_for_ready=False)
+        try:
+            response = await self._stub.BatchCreateTickets(batch, timeout=timeout_s, wait_for_ready=False)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is not grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            # A ticketing replica older than BatchCreateTickets (mid-upgrade): one call per create, as before.
+            return await asyncio.gather(*(self._alone_outcome(create, timeout_s) for create in creates))
         if len(response.results) != len(creates):
             raise _rpc_error(grpc.StatusCode.INTERNAL, "ticketing answered a batch with the wrong number of results")
         return [
             result.response if result.WhichOneof("outcome") == "response" else result.error
             for result in response.results
         ]
+
+    async def _alone(self, create: _Create, timeout_s: float) -> pb.CreateTicketResponse:
+        """A plain CreateTicket, in its caller's trace."""
+        token = otel_context.attach(create.caller)
+        try:
+            response: pb.CreateTicketResponse = await self._stub.CreateTicket(
+                create.request, timeout=timeout_s, wait_for_ready=False
+            )
+            return response
+        finally:
+            otel_context.detach(token)
+
+    async def _alone_outcome(self, create: _Create, timeout_s: float) -> _Outcome:
+        try:
+            return await self._alone(create, timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            return exc
 
 
 def _item_error(status: status_pb2.Status) -> grpc.aio.AioRpcError:

@@ -40,15 +40,6 @@ def status_message(
     return status_pb2.Status(code=code.value[0], message=message, details=[detail])
 
 
-def rich_status(code: grpc.StatusCode, reason: str, message: str, metadata: Mapping[str, str] = {}) -> grpc.Status:
-    status: grpc.Status = rpc_status.to_status(status_message(code, reason, message, metadata))
-    return status
-
-
-def to_status(error: DomainError) -> grpc.Status:
-    return rich_status(GRPC_CODE[error.kind], error.code, error.message, error.metadata)
-
-
 def failure_status(
     error: Exception, dependency_errors: tuple[type[BaseException], ...] = ()
 ) -> status_pb2.Status | None:

@@ -10,22 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import grpc
 import httpx
 import pytest
 from nats.js import JetStreamContext
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
-from services.kit.grpc_server import GrpcServer
-from services.kit.service import Runtime
-from services.ticketing.__main__ import TicketingSettings, definition
-from tests.integration.bus_fixtures import migrated_pool
+from tests.integration import test_gateway_edges as edges
+from tests.integration.test_gateway_edges import Peers, peers
 from tests.integration.test_gateway_help import RETRY_AFTER_S, Auth, assert_problem, auth, running_gateway
+from tests.integration.test_gateway_tickets import serving_ticketing
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["auth"]  # fixture re-used from the help tests
+__all__ = ["auth", "peers"]  # fixtures re-used from the help and edge tests
 
 BODY = {"channel": "app", "category": "payment_failed", "subject": "Payment failed", "language": "en"}
 # Bounds a test that would otherwise hang; the gateway answers long before.
@@ -34,15 +34,8 @@ GUARD_S = 30
 
 @pytest.fixture
 async def ticketing(fresh_database_url: str, js: JetStreamContext) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    pool = await migrated_pool(fresh_database_url, "ticketing", "services.ticketing")
-    settings = TicketingSettings(database_url=fresh_database_url)
-    service = definition(settings)
-    runtime = Runtime(settings=settings, pool=pool, js=js)
-    server = GrpcServer("127.0.0.1", 0, lambda s: service.register(s, runtime), service.grpc_services)
-    await server.start()
-    yield server.address, pool
-    await server.stop(0)
-    await pool.close()
+    async with serving_ticketing(fresh_database_url, js) as served:
+        yield served
 
 
 def batched_calls() -> tuple[float, float]:
@@ -130,3 +123,40 @@ async def test_a_create_waiting_behind_a_stuck_call_answers_503_at_its_deadline_
         assert {r.status_code for r in retried} <= {200, 201}
         assert len({r.json()["id"] for r in retried}) == 2
     assert await pool.fetchval("SELECT count(*) FROM tickets") == 2
+
+
+async def concurrent_creates(gateway: httpx.AsyncClient, auth: Auth, count: int) -> list[httpx.Response]:
+    customer = auth("customer", "c-1")
+    return list(
+        await asyncio.gather(*(post(gateway, {**customer, "Idempotency-Key": str(uuid.uuid4())}) for _ in range(count)))
+    )
+
+
+async def test_creates_fall_back_to_a_call_each_when_ticketing_has_no_batch_call(
+    tmp_path: Path, peers: Peers, auth: Auth
+) -> None:
+    """A ticketing replica older than BatchCreateTickets (mid-upgrade) still gets every create."""
+    settings = edges.gateway_settings(tmp_path, peers, create_calls_in_flight=1)
+    async with edges.running_gateway(settings) as gateway, asyncio.timeout(GUARD_S):
+        answers = await concurrent_creates(gateway, auth, 20)
+    assert peers.ticketing.batch_calls >= 1, "creates arriving together were offered as a batch"
+    assert [a.status_code for a in answers] == [201] * 20
+    assert len({a.json()["id"] for a in answers}) == 20
+    assert len(peers.ticketing.create_requests) == 20
+
+
+async def test_a_batch_call_that_fails_whole_answers_503_for_each_of_its_creates(
+    tmp_path: Path, peers: Peers, auth: Auth
+) -> None:
+    peers.ticketing.batch_refusal = grpc.StatusCode.UNAVAILABLE
+    settings = edges.gateway_settings(tmp_path, peers, create_calls_in_flight=1)
+    async with edges.running_gateway(settings) as gateway, asyncio.timeout(GUARD_S):
+        answers = await concurrent_creates(gateway, auth, 20)
+    assert peers.ticketing.batch_calls >= 1
+    refused = [a for a in answers if a.status_code != 201]
+    assert refused, "the creates of the failed batch call are refused"
+    for answer in refused:
+        assert_problem(answer, 503, "dependency_unavailable")
+        assert answer.headers["Retry-After"] == str(edges.RETRY_AFTER_S)
+    # Only the creates sent alone reached CreateTicket, and only they were answered 201.
+    assert len(peers.ticketing.create_requests) == len(answers) - len(refused)

@@ -60,6 +60,9 @@ class FakeTicketing(ticketing_service_pb2_grpc.TicketingServiceServicer):
         self.get_delay_s = 0.0
         self.entered = asyncio.Event()
         self.never = asyncio.Event()
+        # How BatchCreateTickets fails as a whole: UNIMPLEMENTED is a ticketing from before the call.
+        self.batch_refusal = grpc.StatusCode.UNIMPLEMENTED
+        self.batch_calls = 0
 
     async def CreateTicket(
         self, request: ticketing_service_pb2.CreateTicketRequest, context: Any
@@ -92,6 +95,13 @@ class FakeTicketing(ticketing_service_pb2_grpc.TicketingServiceServicer):
         self.tickets[ticket.id] = ticket
         self.by_request_id[request.request_id] = ticket.id
         return ticketing_service_pb2.CreateTicketResponse(ticket=ticket, created=True)
+
+    async def BatchCreateTickets(
+        self, request: ticketing_service_pb2.BatchCreateTicketsRequest, context: Any
+    ) -> ticketing_service_pb2.BatchCreateTicketsResponse:
+        self.batch_calls += 1
+        await context.abort(self.batch_refusal, "refused")
+        raise AssertionError("unreachable: abort raises")
 
     async def GetTicket(
         self, request: ticketing_service_pb2.GetTicketRequest, context: Any

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,18 +29,29 @@ __all__ = ["auth"]  # fixture re-used from the help tests
 PHRASE = "avoid mass luggage choice fabric argue gather cash brand thought elegant divide"
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path, fresh_database_url: str, js: JetStreamContext) -> AsyncIterator[httpx.AsyncClient]:
-    pool = await migrated_pool(fresh_database_url, "ticketing", "services.ticketing")
-    settings = TicketingSettings(database_url=fresh_database_url)
+@contextlib.asynccontextmanager
+async def serving_ticketing(database_url: str, js: JetStreamContext) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """The real ticketing service, as deployed, on a fresh database: its address and its pool."""
+    pool = await migrated_pool(database_url, "ticketing", "services.ticketing")
+    settings = TicketingSettings(database_url=database_url)
     service = definition(settings)
     runtime = Runtime(settings=settings, pool=pool, js=js)
     server = GrpcServer("127.0.0.1", 0, lambda s: service.register(s, runtime), service.grpc_services)
     await server.start()
-    async with running_gateway(tmp_path, server.address) as client:
+    try:
+        yield server.address, pool
+    finally:
+        await server.stop(0)
+        await pool.close()
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, fresh_database_url: str, js: JetStreamContext) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        serving_ticketing(fresh_database_url, js) as (address, _),
+        running_gateway(tmp_path, address) as client,
+    ):
         yield client
-    await server.stop(0)
-    await pool.close()
 
 
 async def open_ticket(gateway: httpx.AsyncClient, auth: Auth, customer: str = "c-1", **body: Any) -> dict[str, Any]:
